@@ -1,0 +1,5 @@
+//! One file per subcommand.
+
+pub mod backends;
+pub mod parity;
+pub mod process;

@@ -1,0 +1,44 @@
+//! `robovlm parity`: see [`crate::parity`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::backend::BackendKind;
+use crate::parity::{self, ParityOptions, skip_list_help};
+
+/// Arguments of `robovlm parity`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!(
+    "Tolerances (fixtures README §5): ids, masks and resized_uint8 exact; pixel_values abs 1e-6; \
+     action_emitted abs 1e-4; other floats |a-b| <= 1e-4 + 1e-4*|ref|.\n\
+     Informational reference tensors, never compared:\n{}\n\n\
+     Exit status: 0 when every compared tensor passed (and, with --require-all, nothing was left \
+     unchecked); 1 otherwise.",
+    skip_list_help()
+))]
+pub struct ParityArgs {
+    /// Folders holding cases (searched recursively for reference.json).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Backend to compute on (default: the fastest CPU backend compiled in).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Only reference tensors whose name matches this glob (`*`, `?`); repeatable.
+    #[arg(long = "only", value_name = "GLOB")]
+    only: Vec<String>,
+    /// Fail if any reference tensor could not be computed.
+    #[arg(long)]
+    require_all: bool,
+    /// Also list the tensors left unchecked.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// Runs the parity check.
+pub fn run(args: ParityArgs) -> Result<ExitCode> {
+    let opts = ParityOptions { paths: args.paths, only: args.only, require_all: args.require_all, verbose: args.verbose };
+    let totals = parity::run(args.backend.unwrap_or_else(BackendKind::default_compiled), opts.clone())?;
+    Ok(if totals.success(&opts) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,69 @@
+//! `robovlm`: PaliGemma and RoboVLMs policies on Burn, from the command line.
+//!
+//! The binary is a thin shell: argument parsing, backend selection ([`backend`]), human and JSON
+//! output. All model logic lives in `robovlm-core`. Errors end the process with a non-zero
+//! status and one line naming the file, tensor or field at fault.
+
+mod backend;
+mod commands;
+mod parity;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// PaliGemma and RoboVLMs RoboPaligemma policies in Rust, with results identical to the Python stack.
+#[derive(Debug, Parser)]
+#[command(name = "robovlm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the PaliGemma processor on an image and prompt: prompt ids and pixel values, as the
+    /// model will see them (tokenizer + Pillow-exact resize + normalisation).
+    Process(commands::process::ProcessArgs),
+    /// Compare against golden reference fixtures (folders with reference.json) and report.
+    Parity(commands::parity::ParityArgs),
+    /// List the backends compiled into this binary and whether each has a usable device.
+    Backends(commands::backends::BackendsArgs),
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Process(args) => commands::process::run(args),
+        Command::Parity(args) => commands::parity::run(args),
+        Command::Backends(args) => commands::backends::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A panic is a bug in robovlm, never the user's fault: report it in one line (the backtrace
+/// only when `ROBOVLM_BACKTRACE=1`), not as a wall of frames.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("ROBOVLM_BACKTRACE").is_some_and(|v| v == "1") {
+            default(info);
+        } else {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            eprintln!("error: internal error (a robovlm bug; please report it){at}: {msg}");
+        }
+    }));
+}

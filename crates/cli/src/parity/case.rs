@@ -1,0 +1,154 @@
+//! One parity case on disk: a folder with `reference.json` (+ `reference.safetensors`,
+//! `inputs/`, model or policy files), in the format of `fixtures/README.md`.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use robovlm_core::PaliGemmaProcessor;
+use serde_json::Value;
+
+use super::tensor::{HostTensor, read_safetensors};
+
+/// A loaded case.
+pub struct Case {
+    /// The case folder.
+    pub dir: PathBuf,
+    /// Name printed in reports (`reference.json → case`, else the folder name).
+    pub name: String,
+    /// The parsed `reference.json`.
+    pub header: Value,
+    /// The parsed `inputs/case.json`, when present.
+    pub inputs: Option<Value>,
+    /// Reference tensors (own, or the base case's for layout variants).
+    pub references: Vec<(String, HostTensor)>,
+    /// For a layout variant (no tensors of its own): the case whose references and inputs it uses.
+    pub base: Option<Box<Case>>,
+    processor: OnceCell<std::result::Result<PaliGemmaProcessor, String>>,
+}
+
+impl Case {
+    /// Loads a case folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let header_path = dir.join("reference.json");
+        let text = std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?;
+        let header: Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", header_path.display()))?;
+        if !header.is_object() {
+            bail!("{}: expected a JSON object", header_path.display());
+        }
+        let name = header
+            .get("case")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let inputs_path = dir.join("inputs/case.json");
+        let inputs = if inputs_path.is_file() {
+            let text = std::fs::read_to_string(&inputs_path).with_context(|| format!("reading {}", inputs_path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", inputs_path.display()))?)
+        } else {
+            None
+        };
+        let (references, base) = if header.get("tensors").is_some() {
+            let st = dir.join("reference.safetensors");
+            let refs = read_safetensors(&st)?;
+            check_declared(&header, &refs, &st)?;
+            (refs, None)
+        } else {
+            let base_dir = variant_base(dir, &header)
+                .with_context(|| format!("{}: no `tensors` and no base case named in `note`", header_path.display()))?;
+            let base = Case::load(&base_dir).with_context(|| format!("loading base case of {name}"))?;
+            (base.references.clone(), Some(Box::new(base)))
+        };
+        Ok(Self { dir: dir.to_owned(), name, header, inputs, references, base, processor: OnceCell::new() })
+    }
+
+    /// `reference.json → values[key]`, falling back to the base case.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.header
+            .get("values")
+            .and_then(|v| v.get(key))
+            .or_else(|| self.base.as_ref().and_then(|b| b.value(key)))
+    }
+
+    /// `inputs/case.json`, own or the base case's.
+    pub fn case_json(&self) -> Option<&Value> {
+        self.inputs.as_ref().or_else(|| self.base.as_ref().and_then(|b| b.case_json()))
+    }
+
+    /// A header field (top level of `reference.json`), falling back to the base case.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.header.get(key).or_else(|| self.base.as_ref().and_then(|b| b.field(key)))
+    }
+
+    /// The model directory: `model_dir` relative to the case folder (default `model`).
+    pub fn model_dir(&self) -> PathBuf {
+        let rel = self.header.get("model_dir").and_then(Value::as_str).unwrap_or("model");
+        self.dir.join(rel)
+    }
+
+    /// Where tokenizer and preprocessor files live: the model dir when it has them, else the base
+    /// case's (layout variants keep only config and weights).
+    pub fn processor_dir(&self) -> PathBuf {
+        let own = self.model_dir();
+        match &self.base {
+            Some(base) if !own.join("tokenizer.json").is_file() => base.processor_dir(),
+            _ => own,
+        }
+    }
+
+    /// The processor of this case, loaded once.
+    pub fn processor(&self) -> std::result::Result<&PaliGemmaProcessor, String> {
+        self.processor
+            .get_or_init(|| PaliGemmaProcessor::from_dir(&self.processor_dir()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Resolves an input path written relative to a case folder (`inputs/x.png`): this case, then
+    /// its base.
+    pub fn input_path(&self, rel: &str) -> std::result::Result<PathBuf, String> {
+        let own = self.dir.join(rel);
+        if own.is_file() {
+            return Ok(own);
+        }
+        if let Some(base) = &self.base {
+            return base.input_path(rel);
+        }
+        Err(format!("input file {} not found", own.display()))
+    }
+}
+
+/// Checks that `reference.safetensors` holds what `reference.json` declares (shape and dtype).
+fn check_declared(header: &Value, refs: &[(String, HostTensor)], path: &Path) -> Result<()> {
+    let Some(declared) = header.get("tensors").and_then(Value::as_object) else {
+        bail!("{}: `tensors` is not an object", path.display());
+    };
+    for (name, meta) in declared {
+        let Some((_, t)) = refs.iter().find(|(n, _)| n == name) else {
+            bail!("{}: tensor {name} is declared in reference.json but missing", path.display());
+        };
+        let shape: Option<Vec<usize>> = meta
+            .get("shape")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).map(|d| d as usize).collect());
+        if let Some(shape) = shape
+            && shape != t.shape
+        {
+            bail!("{}: tensor {name} has shape {:?}, reference.json says {shape:?}", path.display(), t.shape);
+        }
+    }
+    Ok(())
+}
+
+/// The base case of a layout variant: the sibling named as `../<case>/` in its `note`.
+fn variant_base(dir: &Path, header: &Value) -> Option<PathBuf> {
+    let note = header.get("note")?.as_str()?;
+    note.match_indices("../").find_map(|(i, _)| {
+        let rest = &note[i + 3..];
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+        let candidate = dir.join("..").join(name.trim_end_matches('.'));
+        let has_refs = candidate.join("reference.safetensors").is_file();
+        (has_refs && candidate != dir).then_some(candidate)
+    })
+}

@@ -1,0 +1,123 @@
+//! The `robovlm` binary end to end: the parity report contract on the repo's fixtures and clean
+//! one-line errors (never a panic) on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn robovlm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_robovlm"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("robovlm runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("robovlm-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_clean_error(o: &Output, needle: &str) {
+    let (_, err) = text(o);
+    assert!(!o.status.success(), "expected failure, stderr: {err}");
+    assert!(err.contains(needle), "stderr should name {needle:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "panic: {err}");
+}
+
+#[test]
+fn parity_report_on_fixtures() {
+    let o = robovlm(&["parity", "fixtures"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let case_lines: Vec<&str> = out.lines().filter(|l| l.contains(": PASS") || l.contains(": FAIL")).collect();
+    assert_eq!(case_lines.len(), 8, "{out}");
+    for l in &case_lines {
+        assert!(l.contains(": PASS  checked ") && l.contains(" tensors  worst "), "{l}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("checked ") && l.ends_with(" tensors")), "{out}");
+}
+
+#[test]
+fn only_filters_and_require_all_fails_on_unchecked() {
+    let o = robovlm(&["parity", "--only", "tok*_ids", "fixtures/paligemma_tiny"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(out.contains("paligemma_tiny: PASS  checked 8 of 8 tensors"), "{out}");
+    let o = robovlm(&["parity", "--require-all", "--only", "*.logits", "fixtures/paligemma_tiny"]);
+    assert!(!o.status.success(), "logits are not computed yet, so --require-all must fail");
+}
+
+#[test]
+fn a_wrong_reference_fails() {
+    // Copy the main case, then swap two of its tokenizer strings: the ids no longer match.
+    let dir = scratch("wrong");
+    let case = dir.join("case");
+    std::fs::create_dir_all(&case).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/paligemma_tiny");
+    for f in ["reference.safetensors"] {
+        std::fs::copy(src.join(f), case.join(f)).unwrap();
+    }
+    let json = std::fs::read_to_string(src.join("reference.json")).unwrap();
+    let json = json.replacen("\"string\": \"caption en\"", "\"string\": \"caption fr\"", 1);
+    std::fs::write(case.join("reference.json"), json).unwrap();
+    let json = std::fs::read_to_string(case.join("reference.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["model_dir"] = serde_json::Value::String(src.join("model").to_string_lossy().into_owned());
+    std::fs::write(case.join("reference.json"), v.to_string()).unwrap();
+    let o = robovlm(&["parity", "--only", "tok0_ids", case.to_str().unwrap()]);
+    let (out, _) = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("FAIL tok0_ids"), "{out}");
+}
+
+#[test]
+fn unreadable_cases_fail_with_a_reason() {
+    let dir = scratch("unreadable");
+    let case = dir.join("broken");
+    std::fs::create_dir_all(&case).unwrap();
+    std::fs::write(case.join("reference.json"), r#"{"case": "broken", "tensors": {}}"#).unwrap();
+    std::fs::write(case.join("reference.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{truncated").unwrap();
+    let o = robovlm(&["parity", dir.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(out.contains("FAIL  unreadable case") && out.contains("reference.safetensors"), "{out}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    assert_clean_error(&robovlm(&["parity", "no/such/dir"]), "no/such/dir");
+    assert_clean_error(&robovlm(&["parity", dir.join("broken/..").join("empty-none").to_str().unwrap()]), "empty-none");
+}
+
+#[test]
+fn process_rejects_bad_input_cleanly() {
+    let model = "fixtures/paligemma_tiny/model";
+    let image = "fixtures/paligemma_tiny/inputs/img1_97x61.png";
+    let o = robovlm(&["process", "--model", model, "--image", image, "--prompt", "caption en", "--json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pixel_values_shape"], serde_json::json!([1, 3, 56, 56]));
+    assert_eq!(v["input_ids"].as_array().unwrap().len(), 20);
+
+    assert_clean_error(&robovlm(&["process", "--model", model, "--image", "nope.png", "--prompt", "x"]), "nope.png");
+    assert_clean_error(&robovlm(&["process", "--model", "no-model", "--image", image, "--prompt", "x"]), "no-model");
+    assert_clean_error(&robovlm(&["process", "--model", model, "--image", image, "--prompt", "  "]), "--prompt");
+    let dir = scratch("process");
+    let txt = dir.join("notes.png");
+    std::fs::write(&txt, "plain text").unwrap();
+    assert_clean_error(&robovlm(&["process", "--model", model, "--image", txt.to_str().unwrap(), "--prompt", "x"]), "notes.png");
+}
+
+#[test]
+fn unavailable_backends_are_errors() {
+    // cuda is never compiled into the default test build, or has no driver here.
+    let o = robovlm(&["parity", "--backend", "cuda", "fixtures/paligemma_tiny"]);
+    if !o.status.success() {
+        assert_clean_error(&o, "cuda");
+    }
+}

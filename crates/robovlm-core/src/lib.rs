@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod image_processor;
+pub mod processor;
+pub mod prompt;
+pub mod resize;
+pub mod robovlms_prompt;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
+pub use processor::PaliGemmaProcessor;
+pub use prompt::{PromptBatch, PromptBuilder};
+pub use tokenizer::{SpecialTokens, TextTokenizer};
+
+#[cfg(test)]
+mod test_utils;

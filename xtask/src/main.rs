@@ -1,0 +1,42 @@
+//! Project automation: `cargo xtask <command>`.
+//!
+//! Deliberately depends on no workspace crate: it drives cargo and the `robovlm` binary, so it
+//! builds in seconds and never needs a backend itself.
+
+mod cargo;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "robovlm project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build robovlm and compare every case under PATH... with its golden references.
+    Parity(commands::parity::Args),
+    /// Unit tests and the parity suite once per backend (ndarray, flex, wgpu, cuda), with a summary.
+    TestAllBackends(commands::test_all_backends::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parity(args) => commands::parity::run(args),
+        Command::TestAllBackends(args) => commands::test_all_backends::run(args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
