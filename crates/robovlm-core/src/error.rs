@@ -53,6 +53,9 @@ pub enum Error {
         /// The tokenizer library's message.
         message: String,
     },
+    /// Model weights are missing, misshapen or unreadable (the message names file and tensor).
+    #[error("{0}")]
+    Weights(String),
     /// A caller-supplied input is unusable (empty prompt, empty batch, ...).
     #[error("invalid input: {0}")]
     Input(String),

@@ -1,16 +1,21 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod image_processor;
+pub mod paligemma;
 pub mod processor;
 pub mod prompt;
 pub mod resize;
 pub mod robovlms_prompt;
 pub mod tokenizer;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
+pub use config::PaliGemmaConfig;
+pub use paligemma::{ImageEncoder, ImageFeatures};
 pub use processor::PaliGemmaProcessor;
 pub use prompt::{PromptBatch, PromptBuilder};
 pub use tokenizer::{SpecialTokens, TextTokenizer};

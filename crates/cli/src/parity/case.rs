@@ -115,7 +115,29 @@ impl Case {
         if let Some(base) = &self.base {
             return base.input_path(rel);
         }
-        Err(format!("input file {} not found", own.display()))
+        self.sibling_input(rel).ok_or_else(|| format!("input file {} not found", own.display()))
+    }
+}
+
+impl Case {
+    /// A re-saved variant (e.g. bf16 weights) may ship without `inputs/` and reuse its sibling's
+    /// ("Inputs are those of the float32 case"). Accept a sibling's file only when that sibling
+    /// records the same prompt values, so unrelated cases never lend their images.
+    fn sibling_input(&self, rel: &str) -> Option<PathBuf> {
+        let ours = self.header.get("values")?.as_object()?;
+        let prompts: Vec<(&String, &Value)> = ours.iter().filter(|(k, _)| k.ends_with(".prompt")).collect();
+        if prompts.is_empty() {
+            return None;
+        }
+        let parent = self.dir.parent()?;
+        let mut siblings: Vec<PathBuf> = std::fs::read_dir(parent).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        siblings.sort();
+        siblings.into_iter().filter(|s| *s != self.dir && s.join(rel).is_file()).find_map(|s| {
+            let text = std::fs::read_to_string(s.join("reference.json")).ok()?;
+            let header: Value = serde_json::from_str(&text).ok()?;
+            let theirs = header.get("values")?;
+            prompts.iter().all(|(k, v)| theirs.get(k.as_str()) == Some(v)).then(|| s.join(rel))
+        })
     }
 }
 

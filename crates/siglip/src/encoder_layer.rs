@@ -1,0 +1,40 @@
+//! One pre-LN transformer block of the SigLIP encoder.
+
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use crate::attention::Attention;
+use crate::config::VisionConfig;
+use crate::mlp::Mlp;
+
+/// `SiglipEncoderLayer`: `x += attn(LN1(x)); x += mlp(LN2(x))`.
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    /// Norm before attention.
+    pub layer_norm1: LayerNorm<B>,
+    /// Self-attention.
+    pub self_attn: Attention<B>,
+    /// Norm before the MLP.
+    pub layer_norm2: LayerNorm<B>,
+    /// Feed-forward block.
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> EncoderLayer<B> {
+    pub(crate) fn new(c: &VisionConfig, device: &B::Device) -> Self {
+        let norm = || LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device);
+        Self {
+            layer_norm1: norm(),
+            self_attn: Attention::new(c.hidden_size, c.num_attention_heads, device),
+            layer_norm2: norm(),
+            mlp: Mlp::new(c.hidden_size, c.intermediate_size, device),
+        }
+    }
+
+    /// # Shapes
+    /// - `x`, returns: `[batch, tokens, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
+        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+    }
+}
