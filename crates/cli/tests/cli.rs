@@ -50,7 +50,12 @@ fn only_filters_and_require_all_fails_on_unchecked() {
     assert!(o.status.success());
     assert!(out.contains("paligemma_tiny: PASS  checked 8 of 8 tensors"), "{out}");
     let o = robovlm(&["parity", "--require-all", "--only", "*.logits", "fixtures/paligemma_tiny"]);
-    assert!(!o.status.success(), "logits are not computed yet, so --require-all must fail");
+    assert!(o.status.success(), "every logits tensor of the main case is computed");
+    // Policy outputs need the action heads: unchecked, so --require-all must fail.
+    let o = robovlm(&["parity", "--require-all", "--only", "rollout.e0.t0.action_emitted", "fixtures/robovlms_lstm"]);
+    let (out, _) = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("checked 0 of 1 tensors"), "{out}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod generation;
 pub mod image_processor;
 pub mod paligemma;
 pub mod processor;
@@ -10,12 +11,18 @@ pub mod prompt;
 pub mod resize;
 pub mod robovlms_prompt;
 pub mod tokenizer;
+pub mod training;
 pub mod weights;
 
 pub use error::{Error, Result};
 pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
+pub use gemma;
+pub use projector;
+pub use siglip;
+
 pub use config::PaliGemmaConfig;
-pub use paligemma::{ImageEncoder, ImageFeatures};
+pub use generation::{GenerationConfig, GenerationOutput, Generator, Sampling};
+pub use paligemma::{ImageEncoder, ImageFeatures, PaliGemma, position_ids};
 pub use processor::PaliGemmaProcessor;
 pub use prompt::{PromptBatch, PromptBuilder};
 pub use tokenizer::{SpecialTokens, TextTokenizer};

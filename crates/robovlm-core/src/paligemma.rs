@@ -1,9 +1,10 @@
-//! PaliGemma composition: vision tower → projector → ÷ sqrt(divisor) → image features.
-//! (The language half joins with the Gemma issue.)
+//! PaliGemma composition: vision tower → projector → ÷ sqrt(divisor) → image features, spliced
+//! into the Gemma token embeddings at the `<image>` positions.
 
 use std::path::Path;
 
 use burn::prelude::*;
+use gemma::{Decoder, GemmaConfig};
 use projector::{Projector, ProjectorConfig};
 use siglip::VisionTower;
 
@@ -36,9 +37,8 @@ pub struct ImageFeatures<B: Backend> {
 }
 
 impl<B: Backend> ImageEncoder<B> {
-    /// Builds the image path of `config` and loads its weights from the model directory.
-    pub fn load(dir: &Path, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
-        let files = WeightFiles::discover(dir)?;
+    /// Builds the image path of `config` and loads its weights.
+    pub fn load(files: &WeightFiles, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
         let mut vision = config.vision.init::<B>(device);
         vision
             .load_safetensors(&files.paths(), files.layout.vision)
@@ -71,4 +71,106 @@ impl<B: Backend> ImageEncoder<B> {
             scaled,
         }
     }
+}
+
+/// The whole PaliGemma model: image path plus the Gemma decoder.
+#[derive(Module, Debug)]
+pub struct PaliGemma<B: Backend> {
+    /// Vision tower and projector.
+    pub image: ImageEncoder<B>,
+    /// Gemma decoder (logits through the tied embedding unless the config unties it).
+    pub language: Decoder<B>,
+}
+
+impl<B: Backend> PaliGemma<B> {
+    /// Loads an HF PaliGemma directory's weights (`config.json` already parsed).
+    pub fn load(dir: &Path, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
+        let files = WeightFiles::discover(dir)?;
+        let image = ImageEncoder::load(&files, config, device)?;
+        let text = GemmaConfig::from_hf_value(&config.text_config)
+            .map_err(|e| Error::config(&config.path, "text_config", e.to_string()))?;
+        let mut language = text.init::<B>(device);
+        let mut prefixes = vec![(files.layout.language, "")];
+        if !text.tie_word_embeddings {
+            prefixes.push((files.layout.lm_head, "lm_head."));
+        }
+        language.load_safetensors(&files.paths(), &prefixes).map_err(|e| Error::Weights(e.to_string()))?;
+        Ok(Self { image, language })
+    }
+
+    /// Token embeddings with `<image>` rows replaced by `features`, in order over the flattened
+    /// batch (transformers' `masked_scatter`).
+    ///
+    /// # Shapes
+    /// - `ids`: row-major `[batch, seq]`; `features`: `[images, tokens, hidden]` with
+    ///   `images · tokens` = number of `<image>` ids; returns `[batch, seq, hidden]`
+    pub fn merge_embeddings(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        image_token: u32,
+        features: Option<Tensor<B, 3>>,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 3>> {
+        let seq = ids.len() / batch.max(1);
+        let ids_t = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch, seq]),
+            device,
+        );
+        let embeds = self.language.embed(ids_t);
+        let n_image = ids.iter().filter(|&&i| i == image_token).count();
+        let Some(features) = features else {
+            return if n_image == 0 {
+                Ok(embeds)
+            } else {
+                Err(Error::Input(format!("{n_image} <image> tokens but no image given")))
+            };
+        };
+        let [images, tokens, hidden] = features.dims();
+        if n_image != images * tokens {
+            return Err(Error::Input(format!(
+                "the prompt has {n_image} <image> tokens but {images} image(s) give {} features",
+                images * tokens
+            )));
+        }
+        let table = Tensor::cat(vec![features.reshape([images * tokens, hidden]), Tensor::zeros([1, hidden], device)], 0);
+        let mut next = 0i64;
+        let index: Vec<i64> = ids
+            .iter()
+            .map(|&i| {
+                if i == image_token {
+                    next += 1;
+                    next - 1
+                } else {
+                    (images * tokens) as i64
+                }
+            })
+            .collect();
+        let gathered = table.select(0, Tensor::from_data(TensorData::new(index, [batch * seq]), device)).reshape([batch, seq, hidden]);
+        let is_image: Vec<bool> = ids.iter().map(|&i| i == image_token).collect();
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(is_image, [batch, seq]), device)
+            .unsqueeze_dim::<3>(2)
+            .expand([batch, seq, hidden]);
+        Ok(embeds.mask_where(mask, gathered))
+    }
+}
+
+/// Position ids as transformers' PaliGemma uses them: `1..=seq` for an unpadded forward
+/// (`cache_position + 1`), or — for generation over a padded batch — `cumsum(mask) - 1` with
+/// pads set to 1, plus 1 (first real token = 1, pads = 2).
+pub fn position_ids(attention_mask: &[u32], batch: usize, padded_generation: bool) -> Vec<i64> {
+    let seq = attention_mask.len() / batch.max(1);
+    let mut out = Vec::with_capacity(attention_mask.len());
+    for row in attention_mask.chunks(seq.max(1)) {
+        if padded_generation {
+            let mut sum = 0i64;
+            out.extend(row.iter().map(|&m| {
+                sum += i64::from(m);
+                if m == 0 { 2 } else { sum }
+            }));
+        } else {
+            out.extend(1..=seq as i64);
+        }
+    }
+    out
 }

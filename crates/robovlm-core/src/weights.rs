@@ -22,6 +22,8 @@ pub struct KeyLayout {
     pub projector: &'static str,
     /// Gemma decoder (`Decoder` paths follow).
     pub language: &'static str,
+    /// Untied LM head (`lm_head.weight`); tied models ignore it when present.
+    pub lm_head: &'static str,
 }
 
 /// transformers 4.47 (`PaliGemmaForConditionalGeneration` without the `model.` wrapper).
@@ -29,6 +31,7 @@ pub const LAYOUT_4_47: KeyLayout = KeyLayout {
     vision: "vision_tower.vision_model.",
     projector: "multi_modal_projector.",
     language: "language_model.model.",
+    lm_head: "language_model.lm_head.",
 };
 
 /// transformers ≥ 4.52 (`PaliGemmaModel` wrapper).
@@ -36,6 +39,7 @@ pub const LAYOUT_4_52: KeyLayout = KeyLayout {
     vision: "model.vision_tower.vision_model.",
     projector: "model.multi_modal_projector.",
     language: "model.language_model.",
+    lm_head: "lm_head.",
 };
 
 #[derive(Debug, Deserialize)]

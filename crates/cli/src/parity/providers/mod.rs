@@ -15,8 +15,8 @@ use super::tensor::HostTensor;
 mod images;
 mod prompts;
 mod robovlms_inputs;
+mod paligemma_model;
 mod tokens;
-mod vision;
 
 /// Computed tensors by reference name; `Err` = recognised but could not be computed.
 pub type Produced = BTreeMap<String, Result<HostTensor, String>>;
@@ -45,6 +45,6 @@ pub fn produce<B: Backend>(req: &Request<'_>, device: &B::Device) -> Produced {
     prompts::provide(req, &mut out);
     images::provide::<B>(req, device, &mut out);
     robovlms_inputs::provide::<B>(req, device, &mut out);
-    vision::provide::<B>(req, device, &mut out);
+    paligemma_model::provide::<B>(req, device, &mut out);
     out
 }

@@ -1,0 +1,84 @@
+//! Grouped-query self-attention of a Gemma layer, with RoPE and an optional KV cache.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::config::GemmaConfig;
+use crate::kv_cache::KvCache;
+use crate::rope::{RopeTables, apply};
+
+/// `GemmaAttention` (transformers 4.47.1 `modeling_gemma.py`): `num_attention_heads` query heads
+/// share `num_key_value_heads` key/value heads (1 = multi-query), each `head_dim` wide
+/// (independent of the hidden size), scale `head_dim^-0.5`, no soft-capping.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `hidden → heads · head_dim`.
+    pub q_proj: Linear<B>,
+    /// `hidden → kv_heads · head_dim`.
+    pub k_proj: Linear<B>,
+    /// `hidden → kv_heads · head_dim`.
+    pub v_proj: Linear<B>,
+    /// `heads · head_dim → hidden`.
+    pub o_proj: Linear<B>,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    pub(crate) fn new(c: &GemmaConfig, device: &B::Device) -> Self {
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(c.attention_bias).init(device);
+        let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+        Self {
+            q_proj: linear(c.hidden_size, q),
+            k_proj: linear(c.hidden_size, kv),
+            v_proj: linear(c.hidden_size, kv),
+            o_proj: linear(q, c.hidden_size),
+            num_heads: c.num_attention_heads,
+            num_kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, seq, hidden]`
+    /// - `bias`: additive mask `[batch, 1, seq, keys]` (0 = attend, `f32::MIN` = masked), where
+    ///   `keys` = cached + `seq`; `None` = every query sees every key
+    /// - returns: `[batch, seq, hidden]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        bias: Option<&Tensor<B, 4>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let split = |t: Tensor<B, 3>, heads| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+        let q = apply(split(self.q_proj.forward(x.clone()), h), rope);
+        let k = apply(split(self.k_proj.forward(x.clone()), kvh), rope);
+        let v = split(self.v_proj.forward(x), kvh);
+        let (k, v) = match cache {
+            Some(cache) => cache.append(k, v),
+            None => (k, v),
+        };
+        let keys = k.dims()[2];
+        // repeat_kv: query head i reads key/value head i / group (expand, not tile).
+        let group = h / kvh;
+        let repeat = |t: Tensor<B, 4>| {
+            if group == 1 {
+                t
+            } else {
+                t.unsqueeze_dim::<5>(2).expand([batch, kvh, group, keys, d]).reshape([batch, h, keys, d])
+            }
+        };
+        let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
+        let out = attention(q, repeat(k), repeat(v), None, bias, AttentionModuleOptions::default());
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+    }
+}

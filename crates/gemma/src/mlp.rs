@@ -1,0 +1,34 @@
+//! Gemma's gated feed-forward block.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu_approximate;
+
+/// `GemmaMLP`: `down(gelu_tanh(gate(x)) · up(x))` (GeGLU, no biases).
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `hidden → intermediate`, activated.
+    pub gate_proj: Linear<B>,
+    /// `hidden → intermediate`, linear.
+    pub up_proj: Linear<B>,
+    /// `intermediate → hidden`.
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    pub(crate) fn new(hidden: usize, intermediate: usize, device: &B::Device) -> Self {
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        Self {
+            gate_proj: linear(hidden, intermediate),
+            up_proj: linear(hidden, intermediate),
+            down_proj: linear(intermediate, hidden),
+        }
+    }
+
+    /// # Shapes
+    /// - `x`, returns: `[batch, seq, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = gelu_approximate(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}

@@ -1,0 +1,51 @@
+//! Gemma's RMSNorm.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+/// `GemmaRMSNorm`: `x · rsqrt(mean(x²) + eps) · (1 + weight)`, computed in f32.
+///
+/// Stored weights are offsets around 0 (the `1 +` is in the forward), so checkpoint values load
+/// unchanged — Burn's `nn::RmsNorm` would need `weight + 1` baked in. Inputs of other float
+/// dtypes are upcast for the reduction and cast back, as transformers does.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    /// Scale offsets, `[hidden]`.
+    pub weight: Param<Tensor<B, 1>>,
+    /// Added to the mean square.
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// A norm with zero offsets (scale 1).
+    pub fn new(hidden: usize, eps: f64, device: &B::Device) -> Self {
+        Self { weight: Param::from_tensor(Tensor::zeros([hidden], device)), eps }
+    }
+
+    /// # Shapes
+    /// - `x`, returns: `[batch, seq, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = x.dtype();
+        let x = x.cast(burn::tensor::DType::F32);
+        let inv_rms = x.clone().powi_scalar(2).mean_dim(2).add_scalar(self.eps).sqrt().recip();
+        let scale = self.weight.val().cast(burn::tensor::DType::F32).add_scalar(1.0).unsqueeze::<3>();
+        (x * inv_rms * scale).cast(dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::TestBackend;
+
+    #[test]
+    fn scales_by_one_plus_weight() {
+        let device = Default::default();
+        let mut norm = RmsNorm::<TestBackend>::new(2, 0.0, &device);
+        norm.weight = Param::from_tensor(Tensor::from_floats([0.0, 1.0], &device));
+        // x = [3, 4]: rms = sqrt(12.5); out = x / rms * [1, 2].
+        let y = norm.forward(Tensor::from_floats([[[3.0, 4.0]]], &device)).into_data().to_vec::<f32>().unwrap();
+        let rms = 12.5f32.sqrt();
+        assert!((y[0] - 3.0 / rms).abs() < 1e-6 && (y[1] - 8.0 / rms).abs() < 1e-6, "{y:?}");
+    }
+}
