@@ -1,2 +1,23 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod discrete;
+pub mod gpt;
+pub mod head;
+pub mod history;
+pub mod loss;
+pub mod lstm;
+pub mod mlp;
+pub mod weights;
+mod error;
+
+#[cfg(test)]
+mod test_utils;
+
+pub use config::{DownSample, HeadConfig, HeadKind};
+pub use discrete::{ActionTokenizer, DiscreteMetrics, ShiftedPosition, discrete_metrics};
+pub use error::{Error, Result};
+pub use head::{ActionHead, HeadOutput};
+pub use history::HeadState;
+pub use loss::{ContinuousLoss, continuous_loss};

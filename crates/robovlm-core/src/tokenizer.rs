@@ -90,6 +90,12 @@ impl TextTokenizer {
         self.inner.get_vocab_size(false)
     }
 
+    /// Number of special tokens (added tokens flagged `special`: bos, eos, unk, pad and
+    /// PaliGemma's `<image>`), as RoboVLMs' ActionTokenizer counts them.
+    pub fn special_count(&self) -> usize {
+        self.inner.get_added_tokens_decoder().values().filter(|t| t.special).count()
+    }
+
     /// Size including added tokens, like `len(tokenizer)`.
     pub fn len(&self) -> usize {
         self.inner.get_vocab_size(true)

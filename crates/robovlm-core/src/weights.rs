@@ -95,7 +95,7 @@ impl WeightFiles {
 }
 
 /// Reads only the header of a safetensors file (its tensor names), without loading data.
-fn safetensors_keys(path: &Path) -> Result<Vec<String>> {
+pub fn safetensors_keys(path: &Path) -> Result<Vec<String>> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let bad = |m: &str| Error::config(path, "header", m.to_owned());

@@ -24,10 +24,17 @@ use compare::{Comparison, compare, tolerance_for};
 
 /// Reference tensors that are informational only, each with the reason. They are neither
 /// computed nor counted.
-const INFORMATIONAL: &[(&str, &str)] = &[(
-    "*_nocache_quirk",
-    "what generate(use_cache=False) produces in transformers 4.47.1, documented as NOT the expected generation (fixtures README §3.7)",
-)];
+const INFORMATIONAL: &[(&str, &str)] = &[
+    (
+        "*_nocache_quirk",
+        "what generate(use_cache=False) produces in transformers 4.47.1, documented as NOT the expected generation (fixtures README §3.7)",
+    ),
+    ("batch.action_chunck", "training labels drawn by the reference generator's seeded RNG: an input of the loss checks, not an output"),
+    ("batch.chunck_mask", "label validity mask drawn with the labels: an input of the loss checks"),
+    ("batch.sample*.actions", "discrete training labels drawn by the generator's RNG: an input"),
+    ("batch.sample*.action_mask", "validity of those labels: an input"),
+    ("action_tokenizer.probe_actions", "the probe values fed to the ActionTokenizer checks: an input"),
+];
 
 /// Options of one parity run.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ use burn::prelude::Backend;
 use super::case::Case;
 use super::tensor::HostTensor;
 
+mod heads;
 mod images;
 mod prompts;
 mod robovlms_inputs;
@@ -46,5 +47,6 @@ pub fn produce<B: Backend>(req: &Request<'_>, device: &B::Device) -> Produced {
     images::provide::<B>(req, device, &mut out);
     robovlms_inputs::provide::<B>(req, device, &mut out);
     paligemma_model::provide::<B>(req, device, &mut out);
+    heads::provide::<B>(req, device, &mut out);
     out
 }

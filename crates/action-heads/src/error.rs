@@ -1,0 +1,25 @@
+//! Errors of the action-heads crate.
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Configuration and weight-loading errors; each names the field or tensor at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An `act_head` value is missing, malformed or unsupported.
+    #[error("act_head.{field}: {message}")]
+    Config {
+        /// The key.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Weights could not be loaded into the head.
+    #[error("{}: {message}", path.display())]
+    Weights {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// Missing, misshapen or unexpected tensors, by name.
+        message: String,
+    },
+}

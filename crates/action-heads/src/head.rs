@@ -1,0 +1,179 @@
+//! The continuous action head: down-sampling, the decoder (LSTM / FC / GPT) and the arm and
+//! gripper MLPs, with RoboVLMs' history rules for step-wise inference.
+//!
+//! Reference: RoboVLMs `robovlms/model/policy_head/base_policy.py` (`LSTMDecoder`, `FCDecoder`,
+//! `GPTDecoder`) at commit 8adc1d28.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::config::{DownSample, HeadConfig, HeadKind};
+use crate::gpt::Gpt;
+use crate::history::HeadState;
+use crate::lstm::Lstm;
+use crate::mlp::{SeqLayer, Sequential, forward_layers};
+
+/// A continuous RoboVLMs policy head. Field names follow the checkpoint (`act_head.*`): exactly
+/// one of `rnn` (LSTM), `mlp` (FC) or `gpt` (+ optional `fc`) is present.
+#[derive(Module, Debug)]
+pub struct ActionHead<B: Backend> {
+    /// `LSTMDecoder.rnn`.
+    pub rnn: Option<Lstm<B>>,
+    /// `FCDecoder.mlp`: Linear(in·latent → in·latent/2), ReLU, Linear(→ hidden·latent).
+    pub mlp: Option<Vec<SeqLayer<B>>>,
+    /// `GPTDecoder.fc` (absent when it is the identity: `hidden_size == in_features`).
+    pub fc: Option<Linear<B>>,
+    /// `GPTDecoder.gpt`.
+    pub gpt: Option<Gpt<B>>,
+    /// `MLPTanhHead`: arm actions in [-1, 1], `fwd_pred_next_n · (action_dim − 1)` outputs.
+    pub actions: Sequential<B>,
+    /// `MLPSigmoidHead` (no sigmoid applied): gripper logits, `fwd_pred_next_n` outputs.
+    pub gripper: Sequential<B>,
+    /// History window.
+    pub window_size: usize,
+    /// Chunk length.
+    pub fwd_pred_next_n: usize,
+    /// Tokens per step kept by down-sampling.
+    pub latent: usize,
+    /// Adaptive max pooling over tokens (`down_sample = "pooling"`) instead of flattening.
+    pub pooling: bool,
+}
+
+/// Head predictions for `[batch, time]` steps.
+#[derive(Debug, Clone)]
+pub struct HeadOutput<B: Backend> {
+    /// Arm actions after tanh, `[batch, time, chunk, arm_dim]`.
+    pub arm: Tensor<B, 4>,
+    /// Gripper logits (no sigmoid), `[batch, time, chunk, 1]`.
+    pub gripper: Tensor<B, 4>,
+}
+
+impl<B: Backend> ActionHead<B> {
+    pub(crate) fn new(c: &HeadConfig, device: &B::Device) -> Self {
+        let (inp, hid) = (c.in_features * c.latent, c.hidden_size * c.latent);
+        let mut head = Self {
+            rnn: None,
+            mlp: None,
+            fc: None,
+            gpt: None,
+            actions: Sequential::policy_head(hid, c.fwd_pred_next_n * c.arm_dim(), true, device),
+            gripper: Sequential::policy_head(hid, c.fwd_pred_next_n, false, device),
+            window_size: c.window_size,
+            fwd_pred_next_n: c.fwd_pred_next_n,
+            latent: c.latent,
+            pooling: c.down_sample == DownSample::Pooling,
+        };
+        match c.kind {
+            HeadKind::Lstm => head.rnn = Some(Lstm::new(inp, hid, c.num_layers, device)),
+            HeadKind::Fc => head.mlp = Some(Sequential::new(&[inp, inp / 2, hid], false, device).mlp),
+            HeadKind::Gpt => {
+                // RoboVLMs: `nn.Linear(in_features, hidden_size)` unless equal (then Identity).
+                head.fc = (c.hidden_size != c.in_features)
+                    .then(|| LinearConfig::new(c.in_features, c.hidden_size).init(device));
+                head.gpt = Some(Gpt::new(hid, c.window_size, c.gpt_layers, c.gpt_heads, device));
+            }
+        }
+        head
+    }
+
+    /// The decoder kind.
+    pub fn kind(&self) -> HeadKind {
+        if self.rnn.is_some() {
+            HeadKind::Lstm
+        } else if self.gpt.is_some() {
+            HeadKind::Gpt
+        } else {
+            HeadKind::Fc
+        }
+    }
+
+    /// `down_sample`: `[batch, time, tokens, d]` → `[batch, time, latent·d]`.
+    fn reduce(&self, tokens: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, t, n, d] = tokens.dims();
+        if !self.pooling {
+            return tokens.reshape([b, t, n * d]);
+        }
+        // nn.AdaptiveMaxPool1d(latent) over tokens, then "(b l) d n -> b l (n d)".
+        let pooled: Vec<Tensor<B, 4>> = (0..self.latent)
+            .map(|i| {
+                let (start, end) = (i * n / self.latent, ((i + 1) * n).div_ceil(self.latent));
+                tokens.clone().slice([0..b, 0..t, start..end, 0..d]).max_dim(2)
+            })
+            .collect();
+        Tensor::cat(pooled, 2).reshape([b, t, self.latent * d])
+    }
+
+    fn run_fc(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        forward_layers(self.mlp.as_deref().expect("FC head has mlp"), x)
+    }
+
+    fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.fc {
+            Some(fc) => fc.forward(x),
+            None => x,
+        }
+    }
+
+    fn outputs(&self, x: Tensor<B, 3>) -> HeadOutput<B> {
+        let [b, t, _] = x.dims();
+        let n = self.fwd_pred_next_n;
+        let arm = self.actions.forward(x.clone());
+        let arm_dim = arm.dims()[2] / n;
+        HeadOutput { arm: arm.reshape([b, t, n, arm_dim]), gripper: self.gripper.forward(x).reshape([b, t, n, 1]) }
+    }
+
+    /// Training / batch forward over whole windows from a zero state (no history kept).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, time, tokens, in_features]` (the action-token hidden states)
+    pub fn forward(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
+        let x = self.reduce(tokens);
+        let x = match self.kind() {
+            HeadKind::Lstm => self.rnn.as_ref().expect("lstm").forward(x, None).0,
+            HeadKind::Fc => self.run_fc(x),
+            HeadKind::Gpt => self.gpt.as_ref().expect("gpt").forward(self.project(x)),
+        };
+        self.outputs(x)
+    }
+
+    /// One rollout step with RoboVLMs' history rule (`history_type = "post"`):
+    /// - LSTM: while the history holds ≤ `window_size` steps, advance from the kept `(h, c)`;
+    ///   past it, drop the oldest and re-run the last `window_size` steps from zero, keeping no
+    ///   state (so every later step re-runs the window);
+    /// - GPT: always run over the current history (≤ `window_size` items, positions from 0);
+    /// - FC: no memory.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, tokens, in_features]` for this step; returns time = 1
+    pub fn step(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
+        let x = self.reduce(tokens.unsqueeze_dim::<4>(1));
+        let x = match self.kind() {
+            HeadKind::Fc => self.run_fc(x),
+            HeadKind::Lstm => {
+                let rnn = self.rnn.as_ref().expect("lstm");
+                state.push(x.clone());
+                if state.len() <= self.window_size {
+                    let (out, kept) = rnn.forward(x, state.lstm.take());
+                    state.lstm = Some(kept);
+                    out
+                } else {
+                    state.keep_last(self.window_size);
+                    state.lstm = None;
+                    let (out, _) = rnn.forward(state.window(), None);
+                    last_step(out)
+                }
+            }
+            HeadKind::Gpt => {
+                state.push(self.project(x));
+                state.keep_last(self.window_size);
+                last_step(self.gpt.as_ref().expect("gpt").forward(state.window()))
+            }
+        };
+        self.outputs(x)
+    }
+}
+
+fn last_step<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, t, d] = x.dims();
+    x.slice([0..b, t - 1..t, 0..d])
+}
