@@ -41,11 +41,11 @@ impl<B: Backend> ImageEncoder<B> {
     pub fn load(files: &WeightFiles, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
         let mut vision = config.vision.init::<B>(device);
         vision
-            .load_safetensors(&files.paths(), files.layout.vision)
+            .load_safetensors(&files.paths(), &files.layout.vision)
             .map_err(|e| Error::Weights(e.to_string()))?;
         let mut projector = ProjectorConfig::new(config.vision.hidden_size, config.projection_dim).init::<B>(device);
         projector
-            .load_safetensors(&files.paths(), files.layout.projector)
+            .load_safetensors(&files.paths(), &files.layout.projector)
             .map_err(|e| Error::Weights(e.to_string()))?;
         Ok(Self { vision, projector })
     }
@@ -85,14 +85,19 @@ pub struct PaliGemma<B: Backend> {
 impl<B: Backend> PaliGemma<B> {
     /// Loads an HF PaliGemma directory's weights (`config.json` already parsed).
     pub fn load(dir: &Path, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
-        let files = WeightFiles::discover(dir)?;
-        let image = ImageEncoder::load(&files, config, device)?;
+        Self::load_files(&WeightFiles::discover(dir)?, config, device)
+    }
+
+    /// Loads the weights from explicit files and key layout (e.g. the backbone inside a
+    /// RoboVLMs checkpoint).
+    pub fn load_files(files: &WeightFiles, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
+        let image = ImageEncoder::load(files, config, device)?;
         let text = GemmaConfig::from_hf_value(&config.text_config)
             .map_err(|e| Error::config(&config.path, "text_config", e.to_string()))?;
         let mut language = text.init::<B>(device);
-        let mut prefixes = vec![(files.layout.language, "")];
+        let mut prefixes = vec![(files.layout.language.as_str(), "")];
         if !text.tie_word_embeddings {
-            prefixes.push((files.layout.lm_head, "lm_head."));
+            prefixes.push((files.layout.lm_head.as_str(), "lm_head."));
         }
         language.load_safetensors(&files.paths(), &prefixes).map_err(|e| Error::Weights(e.to_string()))?;
         Ok(Self { image, language })

@@ -1,31 +1,30 @@
-//! Action heads checked in isolation (issue: action heads), from the reference's own
-//! `*.action_hidden` inputs — the head is the unit under test here, the VLM is checked
-//! elsewhere:
-//! - `rollout.e<E>.t<T>.head_actions`, `head_gripper_logits` (each episode replayed from a reset
-//!   state, step by step, so the history-window overflow and the reset are exercised) and the
-//!   post-processing `action_chunk_binarized`, `action_first`, `action_unnormalized`,
-//!   `action_emitted`;
-//! - `batch.head_actions`, `batch.head_gripper_logits` (batch forward over the window);
-//! - the losses from the reference head outputs and labels (`batch.loss_*`, `batch.nomask.*`,
-//!   `batch.trainer_loss`);
+//! RoboVLMs policies end to end (from the PNGs, instructions and checkpoint, through the
+//! backbone and the head):
+//! - `rollout.e<E>.t<T>.*`: each episode replayed from `reset()`, one `step()` per frame —
+//!   `inputs_embeds`, `attention_mask_2d`, `attn_allowed`, `last_hidden`, `action_hidden`,
+//!   `head_actions`, `head_gripper_logits` and the post-processing `action_chunk_binarized`,
+//!   `action_first`, `action_unnormalized`, `action_emitted`;
+//! - `batch.*`: the window batch forward and its losses against the recorded labels;
 //! - discrete policies: `action_tokenizer.*` and the discrete training metrics from the
 //!   reference logits summaries.
 
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use robovlm_core::action_heads::{
-    ActionHead, ActionTokenizer, HeadState, ShiftedPosition, continuous_loss, discrete_metrics,
-};
-use robovlm_core::postprocess::postprocess;
+use robovlm_core::action_heads::{ActionTokenizer, ShiftedPosition, continuous_loss, discrete_metrics};
 use robovlm_core::robovlms_config::{HeadSpec, RoboVlmsConfig};
-use robovlm_core::{PaliGemmaConfig, policy_weights::find_prefix, weights::safetensors_keys};
+use robovlm_core::{Policy, PolicyFiles, RgbImage, VlmForward};
 use serde_json::Value;
 
 use super::{Produced, Request};
 use crate::parity::tensor::{HostTensor, Values};
 
-const STEP_LEAVES: [&str; 6] = [
+const STEP_LEAVES: [&str; 11] = [
+    "inputs_embeds",
+    "attention_mask_2d",
+    "attn_allowed",
+    "last_hidden",
+    "action_hidden",
     "head_actions",
     "head_gripper_logits",
     "action_chunk_binarized",
@@ -33,7 +32,15 @@ const STEP_LEAVES: [&str; 6] = [
     "action_unnormalized",
     "action_emitted",
 ];
-const BATCH_HEAD: [&str; 2] = ["batch.head_actions", "batch.head_gripper_logits"];
+const BATCH_HEAD: [&str; 7] = [
+    "batch.inputs_embeds",
+    "batch.attention_mask_2d",
+    "batch.attn_allowed",
+    "batch.last_hidden",
+    "batch.action_hidden",
+    "batch.head_actions",
+    "batch.head_gripper_logits",
+];
 const CONT_LOSSES: [&str; 6] = [
     "batch.loss_arm_act",
     "batch.loss_gripper_act",
@@ -63,7 +70,7 @@ pub fn provide<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Prod
         }
     };
     match &config.head {
-        HeadSpec::Continuous { .. } => continuous::<B>(req, &config, device, out),
+        HeadSpec::Continuous { .. } => continuous::<B>(req, device, out),
         HeadSpec::Discrete { n_bin, min_action, max_action } => discrete(req, *n_bin, *min_action, *max_action, out),
     }
 }
@@ -94,32 +101,40 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<HostTensor, Strin
     Ok(HostTensor::f32(shape, t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?))
 }
 
-fn load_head<B: Backend>(req: &Request<'_>, config: &RoboVlmsConfig, device: &B::Device) -> Result<ActionHead<B>, String> {
-    let backbone = config.backbone_dir(None).map_err(|e| e.to_string())?;
-    let text = PaliGemmaConfig::from_file(&backbone.join("config.json")).map_err(|e| e.to_string())?;
-    let head_config = config.head_config(text.text_hidden_size).ok_or("not a continuous head")?;
-    let mut head = head_config.init::<B>(device);
-    let file = req.case.dir.join("policy.safetensors");
-    let keys = safetensors_keys(&file).map_err(|e| e.to_string())?;
-    let prefix = find_prefix(keys.iter().map(String::as_str), "act_head.")
-        .ok_or_else(|| format!("{}: no act_head.* tensors", file.display()))?;
-    head.load_safetensors(&file, &prefix).map_err(|e| e.to_string())?;
-    Ok(head)
+fn vlm_tensors<B: Backend>(v: &VlmForward<B>, rows: usize, out: &mut BTreeMap<String, HostTensor>, prefix: &str, action_shape: Vec<usize>) -> Result<(), String> {
+    let seq = v.attention_mask.len() / rows;
+    out.insert(format!("{prefix}.inputs_embeds"), host(v.inputs_embeds.clone())?);
+    out.insert(format!("{prefix}.attention_mask_2d"), HostTensor::ints(vec![rows, seq], &v.attention_mask));
+    let allowed = v.allowed.allowed.iter().map(|&a| i64::from(a)).collect();
+    out.insert(format!("{prefix}.attn_allowed"), HostTensor::i64(vec![rows, seq, seq], allowed));
+    out.insert(format!("{prefix}.last_hidden"), host(v.last_hidden.clone())?);
+    let action = host(v.action_hidden.clone())?;
+    out.insert(format!("{prefix}.action_hidden"), HostTensor { shape: action_shape, values: action.values });
+    Ok(())
 }
 
-fn continuous<B: Backend>(req: &Request<'_>, config: &RoboVlmsConfig, device: &B::Device, out: &mut Produced) {
+fn continuous<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Produced) {
     let wanted_steps: Vec<&String> = req
         .wanted
         .iter()
         .filter(|n| n.starts_with("rollout.") && STEP_LEAVES.contains(&n.rsplit('.').next().unwrap_or("")))
         .collect();
-    let want_batch = BATCH_HEAD.iter().any(|n| req.wanted.contains(*n));
-    let want_loss = CONT_LOSSES.iter().any(|n| req.wanted.contains(*n));
-    if wanted_steps.is_empty() && !want_batch && !want_loss {
+    let want_batch = BATCH_HEAD.iter().chain(CONT_LOSSES.iter()).any(|n| req.wanted.contains(*n));
+    if wanted_steps.is_empty() && !want_batch {
         return;
     }
-    let head = load_head::<B>(req, config, device);
-    // Rollouts: replay each wanted episode from a reset state, every step in order.
+    let policy = PolicyFiles::in_dir(&req.case.dir)
+        .and_then(|files| Policy::<B>::load(&files, device))
+        .map_err(|e| e.to_string());
+    let mut policy = match policy {
+        Ok(p) => p,
+        Err(e) => {
+            for n in wanted_steps.iter().copied().chain(req.wanted.iter().filter(|n| BATCH_HEAD.contains(&n.as_str()) || CONT_LOSSES.contains(&n.as_str()))) {
+                req.put(out, n.clone(), Err(e.clone()));
+            }
+            return;
+        }
+    };
     let mut episodes: Vec<usize> = wanted_steps
         .iter()
         .filter_map(|n| n.split('.').nth(1)?.strip_prefix('e')?.parse().ok())
@@ -127,78 +142,84 @@ fn continuous<B: Backend>(req: &Request<'_>, config: &RoboVlmsConfig, device: &B
     episodes.sort_unstable();
     episodes.dedup();
     for e in episodes {
-        let result = head.as_ref().map_err(Clone::clone).and_then(|h| rollout(req, h, config, e, device));
+        let result = rollout(req, &mut policy, e);
         for n in wanted_steps.iter().filter(|n| n.starts_with(&format!("rollout.e{e}."))) {
             let r = result.as_ref().map_err(Clone::clone).and_then(|m| m.get(n.as_str()).cloned().ok_or_else(|| format!("step of {n} not in the episode")));
             req.put(out, (*n).clone(), r);
         }
     }
     if want_batch {
-        let result = head.as_ref().map_err(Clone::clone).and_then(|h| {
-            let hidden = tensor::<B, 4>(reference(req, "batch.action_hidden")?, device)?;
-            let o = h.forward(hidden);
-            Ok((host(o.arm)?, host(o.gripper)?))
-        });
-        req.put(out, BATCH_HEAD[0].into(), result.clone().map(|r| r.0));
-        req.put(out, BATCH_HEAD[1].into(), result.map(|r| r.1));
-    }
-    if want_loss {
-        let result = losses::<B>(req, config, device);
-        for n in CONT_LOSSES {
-            req.put(out, n.into(), result.as_ref().map_err(Clone::clone).and_then(|m| m.get(n).cloned().ok_or("not computed".into())));
+        let result = batch(req, &policy, device);
+        for n in BATCH_HEAD.iter().chain(CONT_LOSSES.iter()) {
+            req.put(out, n.to_string(), result.as_ref().map_err(Clone::clone).and_then(|m| m.get(*n).cloned().ok_or_else(|| "not computed".into())));
         }
     }
 }
 
-fn rollout<B: Backend>(
-    req: &Request<'_>,
-    head: &ActionHead<B>,
-    config: &RoboVlmsConfig,
-    e: usize,
-    device: &B::Device,
-) -> Result<BTreeMap<String, HostTensor>, String> {
-    let mut state = HeadState::new();
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    v?.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+fn open_frame(req: &Request<'_>, rel: &str) -> Result<RgbImage, String> {
+    RgbImage::open(&req.case.input_path(rel)?).map_err(|e| e.to_string())
+}
+
+fn rollout<B: Backend>(req: &Request<'_>, policy: &mut Policy<B>, e: usize) -> Result<BTreeMap<String, HostTensor>, String> {
+    let episode = req.case.case_json().and_then(|c| c.get("episodes")).and_then(|x| x.get(e)).ok_or_else(|| format!("inputs/case.json has no episode {e}"))?;
+    let instruction = episode.get("instruction").and_then(Value::as_str).ok_or("episode without instruction")?;
+    let frames = strings(episode.get("frames")).ok_or("episode without frames")?;
+    policy.reset();
     let mut out = BTreeMap::new();
-    for t in 0.. {
+    for (t, rel) in frames.iter().enumerate() {
         let prefix = format!("rollout.e{e}.t{t}");
-        let Ok(hidden) = reference(req, &format!("{prefix}.action_hidden")) else { break };
-        let [_, _, n_tok, d]: [usize; 4] = hidden.shape.clone().try_into().map_err(|_| "action_hidden must be 4-d")?;
-        let tokens = tensor::<B, 4>(hidden, device)?.reshape([1, n_tok, d]);
-        let o = head.step(tokens, &mut state);
-        let (arm, grip) = (host(o.arm)?, host(o.gripper)?);
-        let chunk = arm.shape[2];
-        let (av, gv) = (floats(&arm), floats(&grip));
-        let arm_rows: Vec<Vec<f32>> = av.chunks(av.len() / chunk).map(<[f32]>::to_vec).collect();
-        let p = postprocess(&arm_rows, &gv, config.normalization.as_ref());
-        let width = p.first.len();
+        let step = policy.step(&open_frame(req, rel)?, instruction).map_err(|err| err.to_string())?;
+        let d = step.vlm.action_hidden.dims()[2];
+        vlm_tensors(&step.vlm, 1, &mut out, &prefix, vec![1, 1, 1, d])?;
+        let p = &step.action;
+        let (chunk, width) = (p.chunk_binarized.len(), p.first.len());
         out.insert(format!("{prefix}.action_chunk_binarized"), HostTensor::f32(vec![1, 1, chunk, width], p.chunk_binarized.concat()));
-        out.insert(format!("{prefix}.action_first"), HostTensor::f32(vec![width], p.first));
-        out.insert(format!("{prefix}.action_unnormalized"), HostTensor::f32(vec![width], p.unnormalized));
-        out.insert(format!("{prefix}.action_emitted"), HostTensor::f32(vec![width], p.emitted));
-        out.insert(format!("{prefix}.head_actions"), arm);
-        out.insert(format!("{prefix}.head_gripper_logits"), grip);
+        out.insert(format!("{prefix}.action_first"), HostTensor::f32(vec![width], p.first.clone()));
+        out.insert(format!("{prefix}.action_unnormalized"), HostTensor::f32(vec![width], p.unnormalized.clone()));
+        out.insert(format!("{prefix}.action_emitted"), HostTensor::f32(vec![width], p.emitted.clone()));
+        out.insert(format!("{prefix}.head_actions"), host(step.head.arm)?);
+        out.insert(format!("{prefix}.head_gripper_logits"), host(step.head.gripper)?);
     }
     Ok(out)
 }
 
-fn losses<B: Backend>(req: &Request<'_>, config: &RoboVlmsConfig, device: &B::Device) -> Result<BTreeMap<&'static str, HostTensor>, String> {
-    let arm = tensor::<B, 4>(reference(req, "batch.head_actions")?, device)?;
-    let grip = tensor::<B, 4>(reference(req, "batch.head_gripper_logits")?, device)?;
+fn batch<B: Backend>(req: &Request<'_>, policy: &Policy<B>, device: &B::Device) -> Result<BTreeMap<String, HostTensor>, String> {
+    let spec = req.case.case_json().and_then(|c| c.get("batch")).ok_or("inputs/case.json has no batch")?;
+    let instructions = strings(spec.get("instructions")).ok_or("batch without instructions")?;
+    let frames: Vec<Vec<String>> = spec
+        .get("frames")
+        .and_then(Value::as_array)
+        .and_then(|rows| rows.iter().map(|r| strings(Some(r))).collect())
+        .ok_or("batch without frames")?;
+    let (b, t) = (frames.len(), frames.first().map_or(0, Vec::len));
+    let images = frames.iter().flatten().map(|rel| open_frame(req, rel)).collect::<Result<Vec<_>, _>>()?;
+    let pixels = policy.pixels(&images).map_err(|e| e.to_string())?;
+    let [_, c, h, w] = pixels.dims();
+    let refs: Vec<&str> = instructions.iter().map(String::as_str).collect();
+    let (vlm, head) = policy.forward_batch(pixels.reshape([b, t, c, h, w]), &refs).map_err(|e| e.to_string())?;
+    let d = vlm.action_hidden.dims()[2];
+    let mut out = BTreeMap::new();
+    vlm_tensors(&vlm, b * t, &mut out, "batch", vec![b, t, 1, d])?;
+    out.insert("batch.head_actions".into(), host(head.arm.clone())?);
+    out.insert("batch.head_gripper_logits".into(), host(head.gripper.clone())?);
     let labels = tensor::<B, 4>(reference(req, "batch.action_chunck")?, device)?;
     let mask = tensor::<B, 3>(reference(req, "batch.chunck_mask")?, device)?;
     let scalar = |t: Tensor<B, 1>| -> Result<f32, String> { Ok(t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?[0]) };
-    let masked = continuous_loss(arm.clone(), grip.clone(), labels.clone(), Some(mask));
-    let plain = continuous_loss(arm, grip, labels, None);
+    let masked = continuous_loss(head.arm.clone(), head.gripper.clone(), labels.clone(), Some(mask));
+    let plain = continuous_loss(head.arm, head.gripper, labels, None);
     let (la, lg) = (scalar(masked.loss_arm)?, scalar(masked.loss_gripper)?);
     let one = |v: f32| HostTensor::f32(vec![1], vec![v]);
-    let mut m = BTreeMap::new();
-    m.insert("batch.loss_arm_act", one(la));
-    m.insert("batch.loss_gripper_act", one(lg));
-    m.insert("batch.loss", one(la + lg));
-    m.insert("batch.trainer_loss", one(la + config.arm_gripper_loss_ratio as f32 * lg));
-    m.insert("batch.nomask.loss_arm", one(scalar(plain.loss_arm)?));
-    m.insert("batch.nomask.loss_gripper", one(scalar(plain.loss_gripper)?));
-    Ok(m)
+    out.insert("batch.loss_arm_act".into(), one(la));
+    out.insert("batch.loss_gripper_act".into(), one(lg));
+    out.insert("batch.loss".into(), one(la + lg));
+    out.insert("batch.trainer_loss".into(), one(la + policy.config().arm_gripper_loss_ratio as f32 * lg));
+    out.insert("batch.nomask.loss_arm".into(), one(scalar(plain.loss_arm)?));
+    out.insert("batch.nomask.loss_gripper".into(), one(scalar(plain.loss_gripper)?));
+    Ok(out)
 }
 
 fn action_tokenizer(req: &Request<'_>, n_bin: usize, min: f64, max: f64) -> Result<ActionTokenizer, String> {
