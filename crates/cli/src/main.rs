@@ -6,6 +6,7 @@
 
 mod backend;
 mod commands;
+mod hub;
 mod parity;
 
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate text with a PaliGemma model from an image and a prompt (greedy by default).
+    Generate(commands::generate::GenerateArgs),
+    /// Run a RoboVLMs policy over an episode of camera frames and print the robot actions.
+    Act(commands::act::ActArgs),
     /// Run the PaliGemma processor on an image and prompt: prompt ids and pixel values, as the
     /// model will see them (tokenizer + Pillow-exact resize + normalisation).
     Process(commands::process::ProcessArgs),
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Act(args) => commands::act::run(args),
         Command::Process(args) => commands::process::run(args),
         Command::Parity(args) => commands::parity::run(args),
         Command::Backends(args) => commands::backends::run(args),

@@ -135,3 +135,100 @@ fn unavailable_backends_are_errors() {
         assert_clean_error(&o, "cuda");
     }
 }
+
+/// A reference tensor of a fixture case, as f64 values.
+fn reference(case: &str, name: &str) -> Vec<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(case).join("reference.safetensors");
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    match t.dtype() {
+        safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+        safetensors::Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn generate_prints_the_reference_ids() {
+    let o = robovlm(&[
+        "generate", "--model", "fixtures/paligemma_tiny/model", "--image", "fixtures/paligemma_tiny/inputs/img0_56x56.png",
+        "--prompt", "caption en", "--max-new-tokens", "12", "--json",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let ids: Vec<f64> = v["generated_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(ids, reference("paligemma_tiny", "p0.gen_new_ids"));
+    let input: Vec<f64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(input, reference("paligemma_tiny", "p0.input_ids"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("../../fixtures/paligemma_tiny/reference.json").unwrap()).unwrap();
+    assert_eq!(v["text"], json["values"]["p0.gen_text"]);
+}
+
+#[test]
+fn act_prints_the_reference_actions() {
+    for case in ["robovlms_lstm", "robovlms_gpt", "robovlms_fc"] {
+        let inputs: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("../../fixtures/{case}/inputs/case.json")).unwrap()).unwrap();
+        let episode = &inputs["episodes"][0];
+        let frames: Vec<String> =
+            episode["frames"].as_array().unwrap().iter().map(|f| format!("fixtures/{case}/{}", f.as_str().unwrap())).collect();
+        let mut args = vec!["act", "--json", "--policy"];
+        let policy = format!("fixtures/{case}");
+        args.push(&policy);
+        args.extend(["--instruction", episode["instruction"].as_str().unwrap()]);
+        args.extend(frames.iter().map(String::as_str));
+        let o = robovlm(&args);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{case}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let steps = v["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), frames.len());
+        for (t, s) in steps.iter().enumerate() {
+            let ours: Vec<f64> = s["action"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let want = reference(case, &format!("rollout.e0.t{t}.action_emitted"));
+            assert_eq!(ours[6], want[6], "{case} step {t}: gripper");
+            for (a, b) in ours[..6].iter().zip(&want[..6]) {
+                assert!((a - b).abs() <= 1e-4, "{case} step {t}: {ours:?} vs {want:?}");
+            }
+            assert_eq!(s["arm"].as_array().unwrap().len(), 3, "chunk of 3");
+        }
+    }
+}
+
+#[test]
+fn act_and_generate_reject_bad_input_cleanly() {
+    let frame = "fixtures/robovlms_lstm/inputs/frame_e0_t0.png";
+    assert_clean_error(&robovlm(&["act", "--policy", "no/such/policy", "--instruction", "x", frame]), "no/such/policy");
+    assert_clean_error(&robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", " ", frame]), "--instruction");
+    assert_clean_error(&robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", "x", "missing.png"]), "missing.png");
+    let o = robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", "x"]);
+    assert!(!o.status.success(), "frames are required");
+
+    // A policy directory copy with a truncated checkpoint, then with an unknown head type.
+    let dir = scratch("policy");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/robovlms_lstm");
+    let config = std::fs::read_to_string(src.join("robovlm_config.json")).unwrap();
+    let backbone = src.join("../paligemma_tiny/model").canonicalize().unwrap();
+    let config = config.replace("\"../paligemma_tiny/model\"", &format!("{:?}", backbone.to_str().unwrap()));
+    std::fs::write(dir.join("robovlm_config.json"), &config).unwrap();
+    let bytes = std::fs::read(src.join("policy.safetensors")).unwrap();
+    std::fs::write(dir.join("policy.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let d = dir.to_str().unwrap();
+    assert_clean_error(&robovlm(&["act", "--policy", d, "--instruction", "x", frame]), "policy.safetensors");
+    std::fs::write(dir.join("policy.safetensors"), &bytes).unwrap();
+    assert!(robovlm(&["act", "--policy", d, "--instruction", "x", frame]).status.success());
+    std::fs::write(dir.join("robovlm_config.json"), config.replace("LSTMDecoder", "TransformerXL")).unwrap();
+    assert_clean_error(&robovlm(&["act", "--policy", d, "--instruction", "x", frame]), "act_head.type");
+
+    let model = "fixtures/paligemma_tiny/model";
+    let image = "fixtures/paligemma_tiny/inputs/img0_56x56.png";
+    assert_clean_error(&robovlm(&["generate", "--model", "nobody/nothing", "--image", image, "--prompt", "x"]), "nobody/nothing");
+    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", ""]), "--prompt");
+    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", "x", "--dtype", "f16"]), "--dtype");
+    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", "nope.jpg", "--prompt", "x"]), "nope.jpg");
+    let long = "word ".repeat(9000);
+    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", &long]), "max_position_embeddings");
+}
