@@ -72,18 +72,34 @@ impl<'m, B: Backend> Generator<'m, B> {
         config: &GenerationConfig,
         device: &B::Device,
     ) -> Result<GenerationOutput> {
+        let embeds = self.model.merge_embeddings(&prompt.input_ids, prompt.batch, image_token, features, device)?;
+        self.generate_embeds(embeds, &prompt.attention_mask, config, device)
+    }
+
+    /// Generates from ready input embeddings `[batch, seq, hidden]` (unscaled; e.g. a RoboVLMs
+    /// discrete prompt with image features spliced in) and their 2-D mask `[batch, seq]`
+    /// (left padding). The prefill is bidirectional over non-pad tokens.
+    pub fn generate_embeds(
+        &mut self,
+        embeds: Tensor<B, 3>,
+        attention_mask: &[u32],
+        config: &GenerationConfig,
+        device: &B::Device,
+    ) -> Result<GenerationOutput> {
         if let Some(s) = &config.sampling
             && !(s.temperature > 0.0 && s.top_p > 0.0 && s.top_p <= 1.0)
         {
             return Err(Error::Input("sampling needs temperature > 0 and 0 < top_p <= 1".into()));
         }
         self.caches.iter_mut().for_each(KvCache::reset);
-        let (batch, seq) = (prompt.batch, prompt.seq);
-        let mut key_mask = prompt.attention_mask.clone();
-        let positions = position_ids(&prompt.attention_mask, batch, true);
+        let [batch, seq, _] = embeds.dims();
+        if attention_mask.len() != batch * seq {
+            return Err(Error::Input(format!("attention mask has {} entries for [{batch}, {seq}]", attention_mask.len())));
+        }
+        let mut key_mask = attention_mask.to_vec();
+        let positions = position_ids(attention_mask, batch, true);
         // Each row continues from its last prompt position (left padding: all rows end together).
         let mut last_position: Vec<i64> = (0..batch).map(|b| positions[b * seq + seq - 1]).collect();
-        let embeds = self.model.merge_embeddings(&prompt.input_ids, batch, image_token, features, device)?;
         let mut bias = AttentionMask::prefix(&key_mask, batch).to_bias(device);
         let mut embeds_in = embeds;
         let mut input_positions = positions;

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod discrete_policy;
 pub mod error;
 pub mod generation;
 pub mod image_processor;
@@ -26,6 +27,7 @@ pub use projector;
 pub use siglip;
 
 pub use config::PaliGemmaConfig;
+pub use discrete_policy::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
 pub use generation::{GenerationConfig, GenerationOutput, Generator, Sampling};
 pub use paligemma::{ImageEncoder, ImageFeatures, PaliGemma, position_ids};
 pub use policy::{Policy, PolicyFiles, PolicyStep, VlmForward};

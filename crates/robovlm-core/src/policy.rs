@@ -103,44 +103,61 @@ fn read_dims(err: impl Fn(String) -> Error, v: &[usize], want: usize) -> Result<
     Ok(())
 }
 
+/// What every RoboVLMs policy loads: config, the backbone directory's processor and config, the
+/// checkpoint's tensor names, and the backbone weights from the checkpoint.
+pub(crate) struct LoadedBackbone<B: Backend> {
+    pub config: RoboVlmsConfig,
+    pub processor: PaliGemmaProcessor,
+    pub pg_config: PaliGemmaConfig,
+    pub backbone: PaliGemma<B>,
+    pub keys: Vec<String>,
+}
+
+/// Loads the shared parts. `parts` are the non-backbone key prefixes the checkpoint may hold
+/// (e.g. `act_head.`, `action_token`); any other tensor is reported as unexpected.
+pub(crate) fn load_backbone<B: Backend>(files: &PolicyFiles, parts: &[&str], device: &B::Device) -> Result<LoadedBackbone<B>> {
+    let config = RoboVlmsConfig::from_file(&files.config)?;
+    let dir = config.backbone_dir(files.backbone.as_deref())?;
+    let processor = PaliGemmaProcessor::from_dir(&dir)?;
+    let pg_config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
+    let ckpt = &files.checkpoint;
+    if ckpt.extension().is_some_and(|e| e != "safetensors") {
+        return Err(Error::Input(format!(
+            "{}: only safetensors checkpoints are supported so far; convert with `safetensors.torch.save_file(torch.load(path)[\"state_dict\"], \"policy.safetensors\")`",
+            ckpt.display()
+        )));
+    }
+    let keys = safetensors_keys(ckpt)?;
+    let key_err = |m: String| Error::Weights(format!("{}: {m}", ckpt.display()));
+    let lead = find_prefix(keys.iter().map(String::as_str), "backbone.").ok_or_else(|| key_err("no backbone.* tensors".into()))?;
+    let known: Vec<String> = parts.iter().filter_map(|p| find_prefix(keys.iter().map(String::as_str), p)).collect();
+    let unexpected: Vec<&String> =
+        keys.iter().filter(|k| !k.starts_with(&lead) && !known.iter().any(|p| k.starts_with(p.as_str()))).collect();
+    if !unexpected.is_empty() {
+        return Err(key_err(format!("unexpected tensors: {unexpected:?}")));
+    }
+    let weights = WeightFiles { files: vec![ckpt.clone()], layout: KeyLayout::v4_47(&lead) };
+    let backbone = PaliGemma::load_files(&weights, &pg_config, device)?;
+    Ok(LoadedBackbone { config, processor, pg_config, backbone, keys })
+}
+
 impl<B: Backend> Policy<B> {
     /// Loads config, backbone files and checkpoint. Backbone weights come from the checkpoint;
     /// only config, tokenizer and processor come from the backbone directory.
     pub fn load(files: &PolicyFiles, device: &B::Device) -> Result<Self> {
-        let config = RoboVlmsConfig::from_file(&files.config)?;
-        let HeadSpec::Continuous { .. } = config.head else {
-            return Err(Error::config(&files.config, "act_head.type", "discrete policies are not supported by `Policy` yet"));
-        };
-        let dir = config.backbone_dir(files.backbone.as_deref())?;
-        let processor = PaliGemmaProcessor::from_dir(&dir)?;
-        let pg_config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
+        let LoadedBackbone { config, processor, pg_config, backbone, keys } =
+            load_backbone::<B>(files, &["act_head.", "action_token"], device)?;
+        if !matches!(config.head, HeadSpec::Continuous { .. }) {
+            return Err(Error::config(&files.config, "act_head.type", "a discrete policy: load it with `DiscretePolicy`"));
+        }
         let ckpt = &files.checkpoint;
-        if ckpt.extension().is_some_and(|e| e != "safetensors") {
-            return Err(Error::Input(format!(
-                "{}: only safetensors checkpoints are supported so far; convert with `safetensors.torch.save_file(torch.load(path)[\"state_dict\"], \"policy.safetensors\")`",
-                ckpt.display()
-            )));
-        }
-        let keys = safetensors_keys(ckpt)?;
         let key_err = |m: String| Error::Weights(format!("{}: {m}", ckpt.display()));
-        let lead = find_prefix(keys.iter().map(String::as_str), "backbone.").ok_or_else(|| key_err("no backbone.* tensors".into()))?;
         let head_prefix = find_prefix(keys.iter().map(String::as_str), "act_head.").ok_or_else(|| key_err("no act_head.* tensors".into()))?;
-        let token_key = ["model.action_token", "action_token", "module.model.action_token", "module.action_token"]
-            .into_iter()
-            .find(|k| keys.iter().any(|x| x == k))
+        let token_key = find_prefix(keys.iter().map(String::as_str), "action_token")
+            .filter(|k| keys.contains(k))
             .ok_or_else(|| key_err("no action_token tensor".into()))?;
-        // Every tensor must belong to a known part (tied lm_head copies are expected).
-        let unexpected: Vec<&String> = keys
-            .iter()
-            .filter(|k| !(k.starts_with(&lead) || k.starts_with(&head_prefix) || k.as_str() == token_key))
-            .collect();
-        if !unexpected.is_empty() {
-            return Err(key_err(format!("unexpected tensors: {unexpected:?}")));
-        }
-        let weights = WeightFiles { files: vec![ckpt.clone()], layout: KeyLayout::v4_47(&lead) };
-        let backbone = PaliGemma::load_files(&weights, &pg_config, device)?;
         let hidden = pg_config.text_hidden_size;
-        let (shape, token) = read_tensor_f32(ckpt, token_key)?;
+        let (shape, token) = read_tensor_f32(ckpt, &token_key)?;
         read_dims(|m| key_err(format!("{token_key}: {m}")), &shape, hidden)?;
         let head_config = config.head_config(hidden).expect("continuous head checked above");
         let mut head = head_config.init::<B>(device);

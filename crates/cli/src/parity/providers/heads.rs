@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use burn::prelude::*;
 use robovlm_core::action_heads::{ActionTokenizer, ShiftedPosition, continuous_loss, discrete_metrics};
 use robovlm_core::robovlms_config::{HeadSpec, RoboVlmsConfig};
-use robovlm_core::{Policy, PolicyFiles, RgbImage, VlmForward};
+use robovlm_core::{DiscretePolicy, Policy, PolicyFiles, RgbImage, VlmForward};
 use serde_json::Value;
 
 use super::{Produced, Request};
@@ -49,8 +49,21 @@ const CONT_LOSSES: [&str; 6] = [
     "batch.nomask.loss_arm",
     "batch.nomask.loss_gripper",
 ];
+const DISCRETE_BATCH: [&str; 10] = [
+    "batch.instr_and_action_ids",
+    "batch.instr_and_action_labels",
+    "batch.instr_and_action_mask",
+    "batch.inputs_embeds",
+    "batch.attention_mask_2d",
+    "batch.attn_allowed",
+    "batch.merged_labels",
+    "batch.logits_argmax",
+    "batch.logits_logsumexp",
+    "batch.logit_of_next_label",
+];
 const DISCRETE_LOSSES: [&str; 6] =
     ["batch.loss_arm_act", "batch.action_l1_act", "batch.acc_arm_act", "batch.acc_gripper_act", "batch.loss", "batch.trainer_loss"];
+const INFER_LEAVES: [&str; 5] = ["prefill_inputs_embeds", "prefill_attn_allowed", "step_logits", "generated_ids", "action"];
 const TOKENIZER: [&str; 3] = ["action_tokenizer.probe_ids", "action_tokenizer.probe_decoded", "action_tokenizer.bin_centers"];
 
 pub fn provide<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Produced) {
@@ -71,7 +84,11 @@ pub fn provide<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Prod
     };
     match &config.head {
         HeadSpec::Continuous { .. } => continuous::<B>(req, device, out),
-        HeadSpec::Discrete { n_bin, min_action, max_action } => discrete(req, *n_bin, *min_action, *max_action, out),
+        HeadSpec::Discrete { n_bin, min_action, max_action } => {
+            discrete(req, *n_bin, *min_action, *max_action, out);
+            discrete_inference::<B>(req, device, out);
+            discrete_training::<B>(req, device, out);
+        }
     }
 }
 
@@ -222,6 +239,133 @@ fn batch<B: Backend>(req: &Request<'_>, policy: &Policy<B>, device: &B::Device) 
     Ok(out)
 }
 
+/// `infer<I>.*`: discrete inference on `inputs/case.json → inference[I]`.
+fn discrete_inference<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Produced) {
+    let mut items: Vec<usize> = req
+        .wanted
+        .iter()
+        .filter_map(|n| {
+            let (p, leaf) = n.split_once('.')?;
+            INFER_LEAVES.contains(&leaf).then_some(())?;
+            p.strip_prefix("infer")?.parse().ok()
+        })
+        .collect();
+    items.dedup();
+    if items.is_empty() {
+        return;
+    }
+    let policy = PolicyFiles::in_dir(&req.case.dir).and_then(|f| DiscretePolicy::<B>::load(&f, device)).map_err(|e| e.to_string());
+    for i in items {
+        let result = policy.as_ref().map_err(Clone::clone).and_then(|p| {
+            let item = req.case.case_json().and_then(|c| c.get("inference")).and_then(|x| x.get(i)).ok_or("no inference item")?;
+            let instruction = item.get("instruction").and_then(Value::as_str).ok_or("no instruction")?;
+            let frame = open_frame(req, item.get("frame").and_then(Value::as_str).ok_or("no frame")?)?;
+            let s = p.infer(&frame, instruction).map_err(|e| e.to_string())?;
+            let embeds = host(s.prefill_inputs_embeds)?;
+            let seq = embeds.shape[1];
+            // transformers sizes the prefill mask for the dynamic cache (`seq + 1` keys); the
+            // extra key column is the not-yet-written slot, masked by the causal step.
+            let allowed: Vec<i64> = (0..seq * (seq + 1)).map(|k| i64::from(k % (seq + 1) < seq)).collect();
+            let vocab = s.step_logits.first().map_or(0, Vec::len);
+            let mut m = BTreeMap::new();
+            m.insert("prefill_inputs_embeds", embeds);
+            m.insert("prefill_attn_allowed", HostTensor::i64(vec![1, seq, seq + 1], allowed));
+            m.insert("step_logits", HostTensor::f32(vec![s.step_logits.len(), vocab], s.step_logits.concat()));
+            m.insert("generated_ids", HostTensor::ints(vec![s.generated_ids.len()], &s.generated_ids));
+            m.insert("action", HostTensor::f32(vec![1, s.action.len()], s.action));
+            Ok(m)
+        });
+        for leaf in INFER_LEAVES {
+            let name = format!("infer{i}.{leaf}");
+            req.put(out, name, result.as_ref().map_err(Clone::clone).and_then(|m| m.get(leaf).cloned().ok_or_else(|| "not computed".into())));
+        }
+    }
+}
+
+/// The discrete training batch: ids/labels from the recorded (input) action labels, the
+/// training forward, the logits summaries and the metrics.
+fn discrete_training<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Produced) {
+    if DISCRETE_BATCH.iter().chain(DISCRETE_LOSSES.iter()).all(|n| !req.wanted.contains(*n)) {
+        return;
+    }
+    let result = (|| -> Result<BTreeMap<&'static str, HostTensor>, String> {
+        let policy = PolicyFiles::in_dir(&req.case.dir).and_then(|f| DiscretePolicy::<B>::load(&f, device)).map_err(|e| e.to_string())?;
+        let spec = req.case.case_json().and_then(|c| c.get("batch")).ok_or("inputs/case.json has no batch")?;
+        let instructions = strings(spec.get("instructions")).ok_or("batch without instructions")?;
+        let frames: Vec<Vec<String>> = spec
+            .get("frames")
+            .and_then(Value::as_array)
+            .and_then(|rows| rows.iter().map(|r| strings(Some(r))).collect())
+            .ok_or("batch without frames")?;
+        let mut samples = Vec::new();
+        for (b, instruction) in instructions.iter().enumerate() {
+            let actions_t = reference(req, &format!("batch.sample{b}.actions"))?;
+            let dim = *actions_t.shape.last().unwrap_or(&1);
+            let actions: Vec<Vec<f32>> = floats(actions_t).chunks(dim).map(<[f32]>::to_vec).collect();
+            let mask: Vec<bool> = floats(reference(req, &format!("batch.sample{b}.action_mask"))?).iter().map(|&m| m != 0.0).collect();
+            samples.push(policy.training_sample(instruction, &actions, &mask).map_err(|e| e.to_string())?);
+        }
+        let batch = DiscretePolicy::<B>::collate(&samples);
+        let (bs, t) = (frames.len(), frames.first().map_or(0, Vec::len));
+        let processor = req.case.processor()?;
+        let mut pixels = Vec::new();
+        for rel in frames.iter().flatten() {
+            pixels.push(processor.process_image(&req.case.input_path(rel)?).map_err(|e| e.to_string())?.to_tensor::<B>(device));
+        }
+        let pixels = Tensor::cat(pixels, 0);
+        let [_, c, h, w] = pixels.dims();
+        let train = policy.forward_training(pixels.reshape([bs, t, c, h, w]), &batch).map_err(|e| e.to_string())?;
+        let logits = host(train.logits)?;
+        let (seq, vocab) = (logits.shape[1], logits.shape[2]);
+        let lv = floats(&logits);
+        let (mut argmax, mut lse, mut next, mut positions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for b in 0..bs {
+            for p in 0..seq {
+                let row = &lv[(b * seq + p) * vocab..(b * seq + p + 1) * vocab];
+                let (mut best, mut max) = (0usize, f32::NEG_INFINITY);
+                for (i, &v) in row.iter().enumerate() {
+                    if v > max {
+                        (best, max) = (i, v);
+                    }
+                }
+                let l = f64::from(max) + row.iter().map(|&v| (f64::from(v) - f64::from(max)).exp()).sum::<f64>().ln();
+                argmax.push(best as i64);
+                lse.push(l as f32);
+                if p + 1 < seq {
+                    let label = train.merged_labels[b * seq + p + 1];
+                    let at = if label >= 0 { row[label as usize] } else { 0.0 };
+                    next.push(at);
+                    positions.push(ShiftedPosition { argmax: best as i64, label, logsumexp: l, logit_of_label: f64::from(at) });
+                }
+            }
+        }
+        let m = discrete_metrics(&positions, policy.action_tokenizer(), policy.config().action_dim).ok_or("no label to score")?;
+        let shape3 = vec![batch.batch, batch.window, batch.len];
+        let one = |v: f64| HostTensor::f32(vec![1], vec![v as f32]);
+        let mut r = BTreeMap::new();
+        r.insert("batch.instr_and_action_ids", HostTensor::ints(shape3.clone(), &batch.ids));
+        r.insert("batch.instr_and_action_labels", HostTensor::i64(shape3.clone(), batch.labels.clone()));
+        r.insert("batch.instr_and_action_mask", HostTensor::ints(shape3, &batch.mask));
+        r.insert("batch.inputs_embeds", host(train.inputs_embeds)?);
+        r.insert("batch.attention_mask_2d", HostTensor::ints(vec![bs, seq], &train.attention_mask));
+        r.insert("batch.attn_allowed", HostTensor::i64(vec![bs, seq, seq], train.allowed.allowed.iter().map(|&a| i64::from(a)).collect()));
+        r.insert("batch.merged_labels", HostTensor::i64(vec![bs, seq], train.merged_labels.clone()));
+        r.insert("batch.logits_argmax", HostTensor::i64(vec![bs, seq], argmax));
+        r.insert("batch.logits_logsumexp", HostTensor::f32(vec![bs, seq], lse));
+        r.insert("batch.logit_of_next_label", HostTensor::f32(vec![bs, seq - 1], next));
+        r.insert("batch.loss_arm_act", one(m.loss));
+        r.insert("batch.loss", one(m.loss));
+        r.insert("batch.trainer_loss", one(m.loss));
+        r.insert("batch.action_l1_act", one(m.action_l1));
+        r.insert("batch.acc_arm_act", one(m.acc_arm));
+        r.insert("batch.acc_gripper_act", one(m.acc_gripper));
+        Ok(r)
+    })();
+    for n in DISCRETE_BATCH.iter().chain(DISCRETE_LOSSES.iter()) {
+        req.put(out, n.to_string(), result.as_ref().map_err(Clone::clone).and_then(|m| m.get(*n).cloned().ok_or_else(|| "not computed".into())));
+    }
+}
+
 fn action_tokenizer(req: &Request<'_>, n_bin: usize, min: f64, max: f64) -> Result<ActionTokenizer, String> {
     let processor = req.case.processor()?;
     let tok = processor.tokenizer();
@@ -229,7 +373,7 @@ fn action_tokenizer(req: &Request<'_>, n_bin: usize, min: f64, max: f64) -> Resu
 }
 
 fn discrete(req: &Request<'_>, n_bin: usize, min: f64, max: f64, out: &mut Produced) {
-    if TOKENIZER.iter().chain(DISCRETE_LOSSES.iter()).all(|n| !req.wanted.contains(*n)) {
+    if TOKENIZER.iter().all(|n| !req.wanted.contains(*n)) {
         return;
     }
     let tokenizer = action_tokenizer(req, n_bin, min, max);
@@ -243,36 +387,4 @@ fn discrete(req: &Request<'_>, n_bin: usize, min: f64, max: f64, out: &mut Produ
     req.put(out, TOKENIZER[0].into(), probes.clone().map(|p| p.0));
     req.put(out, TOKENIZER[1].into(), probes.clone().map(|p| p.1));
     req.put(out, TOKENIZER[2].into(), probes.map(|p| p.2));
-    let metrics = tokenizer.and_then(|t| {
-        let argmax = floats(reference(req, "batch.logits_argmax")?);
-        let lse = floats(reference(req, "batch.logits_logsumexp")?);
-        let next = floats(reference(req, "batch.logit_of_next_label")?);
-        let labels_t = reference(req, "batch.merged_labels")?;
-        let labels = floats(labels_t);
-        let (rows, len) = (labels_t.shape[0], labels_t.shape[1]);
-        let mut positions = Vec::new();
-        for b in 0..rows {
-            for p in 0..len - 1 {
-                positions.push(ShiftedPosition {
-                    argmax: argmax[b * len + p] as i64,
-                    label: labels[b * len + p + 1] as i64,
-                    logsumexp: f64::from(lse[b * len + p]),
-                    logit_of_label: f64::from(next[b * (len - 1) + p]),
-                });
-            }
-        }
-        discrete_metrics(&positions, &t, 7).ok_or_else(|| "no label to score".to_owned())
-    });
-    let one = |v: f64| HostTensor::f32(vec![1], vec![v as f32]);
-    let pick = |name: &str| {
-        metrics.as_ref().map_err(Clone::clone).map(|m| match name {
-            "batch.action_l1_act" => one(m.action_l1),
-            "batch.acc_arm_act" => one(m.acc_arm),
-            "batch.acc_gripper_act" => one(m.acc_gripper),
-            _ => one(m.loss),
-        })
-    };
-    for n in DISCRETE_LOSSES {
-        req.put(out, n.into(), pick(n));
-    }
 }
