@@ -232,3 +232,40 @@ fn act_and_generate_reject_bad_input_cleanly() {
     let long = "word ".repeat(9000);
     assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", &long]), "max_position_embeddings");
 }
+
+#[test]
+fn discrete_act_from_pt_and_safetensors() {
+    let inputs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("../../fixtures/robovlms_discrete/inputs/case.json").unwrap()).unwrap();
+    let dir = scratch("discrete-pt");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/robovlms_discrete");
+    for (i, item) in inputs["inference"].as_array().unwrap().iter().enumerate() {
+        let frame = format!("fixtures/robovlms_discrete/{}", item["frame"].as_str().unwrap());
+        let instruction = item["instruction"].as_str().unwrap();
+        let want_ids = reference("robovlms_discrete", &format!("infer{i}.generated_ids"));
+        let want_action = reference("robovlms_discrete", &format!("infer{i}.action"));
+        for checkpoint in ["policy.safetensors", "policy.pt"] {
+            let ckpt = src.join(checkpoint);
+            let o = robovlm(&[
+                "act", "--json", "--policy", "fixtures/robovlms_discrete", "--checkpoint", ckpt.to_str().unwrap(),
+                "--instruction", instruction, &frame,
+            ]);
+            let (out, err) = text(&o);
+            assert!(o.status.success(), "{checkpoint}: {err}");
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            let step = &v["steps"][0];
+            let ids: Vec<f64> = step["action_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(ids, want_ids, "{checkpoint}");
+            let action: Vec<f64> = step["action"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            for (a, b) in action.iter().zip(&want_action) {
+                assert!((a - b).abs() <= 1e-6, "{checkpoint}: {action:?} vs {want_action:?}");
+            }
+        }
+    }
+    // A corrupt .pt is a clean error.
+    let bad = dir.join("policy.pt");
+    std::fs::write(&bad, b"PK\x03\x04 not really a zip").unwrap();
+    let frame = "fixtures/robovlms_discrete/inputs/infer_0.png";
+    let o = robovlm(&["act", "--policy", "fixtures/robovlms_discrete", "--checkpoint", bad.to_str().unwrap(), "--instruction", "x", frame]);
+    assert_clean_error(&o, "policy.pt");
+}

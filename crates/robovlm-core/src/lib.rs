@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod discrete_policy;
 pub mod error;

@@ -13,6 +13,7 @@ use action_heads::{ActionHead, HeadOutput, HeadState};
 use burn::prelude::*;
 use gemma::{AttentionMask, DecoderInput};
 
+use crate::checkpoint::CheckpointFile;
 use crate::config::{DEFAULT_TOP_LEVEL_HIDDEN_SIZE, PaliGemmaConfig};
 use crate::error::{Error, Result};
 use crate::image_processor::RgbImage;
@@ -29,7 +30,8 @@ use crate::weights::{KeyLayout, WeightFiles, read_tensor_f32, safetensors_keys};
 pub struct PolicyFiles {
     /// The RoboVLMs config JSON.
     pub config: PathBuf,
-    /// The checkpoint (safetensors; `.pt`/`.ckpt` are reported as unsupported for now).
+    /// The checkpoint: safetensors, or a PyTorch/Lightning `.pt`/`.ckpt` (read without
+    /// executing pickle code, see [`crate::checkpoint`]).
     pub checkpoint: PathBuf,
     /// The PaliGemma directory for config, tokenizer and processor (`None`: from the config's
     /// `vlm.pretrained_model_name_or_path`, relative to the config file).
@@ -106,6 +108,7 @@ fn read_dims(err: impl Fn(String) -> Error, v: &[usize], want: usize) -> Result<
 /// What every RoboVLMs policy loads: config, the backbone directory's processor and config, the
 /// checkpoint's tensor names, and the backbone weights from the checkpoint.
 pub(crate) struct LoadedBackbone<B: Backend> {
+    pub checkpoint: CheckpointFile,
     pub config: RoboVlmsConfig,
     pub processor: PaliGemmaProcessor,
     pub pg_config: PaliGemmaConfig,
@@ -120,15 +123,10 @@ pub(crate) fn load_backbone<B: Backend>(files: &PolicyFiles, parts: &[&str], dev
     let dir = config.backbone_dir(files.backbone.as_deref())?;
     let processor = PaliGemmaProcessor::from_dir(&dir)?;
     let pg_config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
-    let ckpt = &files.checkpoint;
-    if ckpt.extension().is_some_and(|e| e != "safetensors") {
-        return Err(Error::Input(format!(
-            "{}: only safetensors checkpoints are supported so far; convert with `safetensors.torch.save_file(torch.load(path)[\"state_dict\"], \"policy.safetensors\")`",
-            ckpt.display()
-        )));
-    }
+    let checkpoint = CheckpointFile::open(&files.checkpoint)?;
+    let ckpt = checkpoint.path();
     let keys = safetensors_keys(ckpt)?;
-    let key_err = |m: String| Error::Weights(format!("{}: {m}", ckpt.display()));
+    let key_err = |m: String| Error::Weights(format!("{}: {m}", files.checkpoint.display()));
     let lead = find_prefix(keys.iter().map(String::as_str), "backbone.").ok_or_else(|| key_err("no backbone.* tensors".into()))?;
     let known: Vec<String> = parts.iter().filter_map(|p| find_prefix(keys.iter().map(String::as_str), p)).collect();
     let unexpected: Vec<&String> =
@@ -136,22 +134,22 @@ pub(crate) fn load_backbone<B: Backend>(files: &PolicyFiles, parts: &[&str], dev
     if !unexpected.is_empty() {
         return Err(key_err(format!("unexpected tensors: {unexpected:?}")));
     }
-    let weights = WeightFiles { files: vec![ckpt.clone()], layout: KeyLayout::v4_47(&lead) };
+    let weights = WeightFiles { files: vec![ckpt.to_owned()], layout: KeyLayout::v4_47(&lead) };
     let backbone = PaliGemma::load_files(&weights, &pg_config, device)?;
-    Ok(LoadedBackbone { config, processor, pg_config, backbone, keys })
+    Ok(LoadedBackbone { checkpoint, config, processor, pg_config, backbone, keys })
 }
 
 impl<B: Backend> Policy<B> {
     /// Loads config, backbone files and checkpoint. Backbone weights come from the checkpoint;
     /// only config, tokenizer and processor come from the backbone directory.
     pub fn load(files: &PolicyFiles, device: &B::Device) -> Result<Self> {
-        let LoadedBackbone { config, processor, pg_config, backbone, keys } =
+        let LoadedBackbone { checkpoint, config, processor, pg_config, backbone, keys } =
             load_backbone::<B>(files, &["act_head.", "action_token"], device)?;
         if !matches!(config.head, HeadSpec::Continuous { .. }) {
             return Err(Error::config(&files.config, "act_head.type", "a discrete policy: load it with `DiscretePolicy`"));
         }
-        let ckpt = &files.checkpoint;
-        let key_err = |m: String| Error::Weights(format!("{}: {m}", ckpt.display()));
+        let ckpt = checkpoint.path();
+        let key_err = |m: String| Error::Weights(format!("{}: {m}", files.checkpoint.display()));
         let head_prefix = find_prefix(keys.iter().map(String::as_str), "act_head.").ok_or_else(|| key_err("no act_head.* tensors".into()))?;
         let token_key = find_prefix(keys.iter().map(String::as_str), "action_token")
             .filter(|k| keys.contains(k))

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use burn::prelude::Backend;
-use robovlm_core::{Policy, PolicyFiles, RgbImage};
+use robovlm_core::robovlms_config::{HeadSpec, RoboVlmsConfig};
+use robovlm_core::{DiscretePolicy, Policy, PolicyFiles, RgbImage};
 
 use crate::backend::{BackendKind, OnBackend, run_on};
 use crate::commands::Dtype;
@@ -13,7 +14,8 @@ use crate::commands::Dtype;
 /// Arguments of `robovlm act`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ActArgs {
-    /// Policy directory: robovlm_config.json + policy.safetensors (or policy.pt).
+    /// Policy directory: robovlm_config.json + policy.safetensors (or policy.pt / policy.ckpt,
+    /// read without executing pickle code).
     #[arg(long)]
     policy: PathBuf,
     /// The language instruction, e.g. "open the drawer".
@@ -35,7 +37,8 @@ pub struct ActArgs {
     /// Compute precision.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Dtype,
-    /// Print {"steps":[{"step","action","arm","gripper_logits"}]}.
+    /// Print {"steps":[{"step","action","arm","gripper_logits"}]} (discrete policies:
+    /// "action_ids" instead of "arm" and "gripper_logits").
     #[arg(long)]
     json: bool,
 }
@@ -55,6 +58,16 @@ impl OnBackend for Job {
             files.checkpoint = c.clone();
         }
         files.backbone = args.backbone.clone();
+        if matches!(RoboVlmsConfig::from_file(&files.config)?.head, HeadSpec::Discrete { .. }) {
+            // Discrete heads keep no history: each frame is predicted on its own.
+            let policy = DiscretePolicy::<B>::load(&files, device)?;
+            let mut steps = Vec::new();
+            for (i, frame) in frames.iter().enumerate() {
+                let s = policy.infer(frame, &args.instruction)?;
+                steps.push(serde_json::json!({ "step": i, "action": s.action, "action_ids": s.generated_ids }));
+            }
+            return Ok(serde_json::json!({ "steps": steps }));
+        }
         let mut policy = Policy::<B>::load(&files, device)?;
         policy.reset();
         let mut steps = Vec::new();
