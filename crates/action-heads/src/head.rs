@@ -177,3 +177,57 @@ fn last_step<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, t, d] = x.dims();
     x.slice([0..b, t - 1..t, 0..d])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::TestBackend;
+
+    fn close(a: &Tensor<TestBackend, 4>, b: &Tensor<TestBackend, 4>) -> bool {
+        let (a, b) = (a.to_data().to_vec::<f32>().unwrap(), b.to_data().to_vec::<f32>().unwrap());
+        a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5)
+    }
+
+    /// While the history fits the window, stepping equals the batch forward over the steps so
+    /// far; past it, a step equals a fresh batch forward over the last `window` steps.
+    #[test]
+    fn lstm_history_rule() {
+        let d = Default::default();
+        let c = HeadConfig::new(HeadKind::Lstm, 6, 4, 2, 3);
+        let head = c.init::<TestBackend>(&d);
+        let feats: Vec<Tensor<TestBackend, 3>> = (0..5).map(|i| Tensor::random([1, 1, 6], burn::tensor::Distribution::Normal(i as f64, 1.0), &d)).collect();
+        let mut state = HeadState::new();
+        for t in 0..5 {
+            let step = head.step(feats[t].clone(), &mut state);
+            let from = (t + 1).saturating_sub(3);
+            let window: Vec<_> = feats[from..=t].iter().map(|f| f.clone().unsqueeze_dim::<4>(1)).collect();
+            let batch = head.forward(Tensor::cat(window, 1));
+            let [b, tt, n, a] = batch.arm.dims();
+            let last = batch.arm.slice([0..b, tt - 1..tt, 0..n, 0..a]);
+            assert!(close(&step.arm, &last), "step {t}");
+            assert_eq!(state.len(), (t + 1).min(3));
+            assert_eq!(state.has_recurrent_state(), t < 3, "state kept only while the window fits");
+        }
+        state.reset();
+        assert!(state.is_empty() && !state.has_recurrent_state());
+    }
+
+    #[test]
+    fn output_shapes_for_every_kind() {
+        let d = Default::default();
+        for kind in [HeadKind::Lstm, HeadKind::Fc, HeadKind::Gpt] {
+            let mut c = HeadConfig::new(kind, 16, 8, 3, 4);
+            c.gpt_layers = 2;
+            c.gpt_heads = 2;
+            let head = c.init::<TestBackend>(&d);
+            let out = head.forward(Tensor::zeros([2, 4, 1, 16], &d));
+            assert_eq!(out.arm.dims(), [2, 4, 3, 6], "{kind:?}");
+            assert_eq!(out.gripper.dims(), [2, 4, 3, 1], "{kind:?}");
+        }
+        // Pooling reduces any token count to `latent`.
+        let mut c = HeadConfig::new(HeadKind::Fc, 16, 8, 1, 2);
+        c.down_sample = DownSample::Pooling;
+        let out = c.init::<TestBackend>(&d).forward(Tensor::zeros([1, 2, 5, 16], &d));
+        assert_eq!(out.arm.dims(), [1, 2, 1, 6]);
+    }
+}

@@ -90,3 +90,35 @@ impl<B: Backend> Lstm<B> {
         (input, state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::TestBackend;
+
+    /// One step of a 1-unit LSTM with hand-set packed weights (gates i, f, g, o).
+    #[test]
+    fn packed_gates_follow_pytorch_order() {
+        let d = Default::default();
+        let p1 = |v: [f32; 4]| Param::from_tensor(Tensor::<TestBackend, 1>::from_floats(v, &d));
+        let p2 = |v: [[f32; 1]; 4]| Param::from_tensor(Tensor::<TestBackend, 2>::from_floats(v, &d));
+        let lstm = Lstm {
+            layers: vec![LstmLayer {
+                weight_ih: p2([[1.0], [2.0], [3.0], [4.0]]),
+                weight_hh: p2([[0.0], [0.0], [0.0], [0.0]]),
+                bias_ih: p1([0.1, 0.2, 0.3, 0.4]),
+                bias_hh: p1([0.0, 0.0, 0.0, 0.0]),
+            }],
+        };
+        let x = 0.5f32;
+        let (out, state) = lstm.forward(Tensor::from_floats([[[x]]], &d), None);
+        let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let (i, g, o) = (sig(x + 0.1), (3.0 * x + 0.3).tanh(), sig(4.0 * x + 0.4));
+        let c = i * g; // f · c0 with c0 = 0
+        let h = o * c.tanh();
+        let got = out.into_data().to_vec::<f32>().unwrap()[0];
+        assert!((got - h).abs() < 1e-6, "{got} vs {h}");
+        let c_got = state[0].1.clone().into_data().to_vec::<f32>().unwrap()[0];
+        assert!((c_got - c).abs() < 1e-6);
+    }
+}
