@@ -27,6 +27,9 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Run a RoboVLMs policy over an episode of camera frames and print the robot actions.
     Act(commands::act::ActArgs),
+    /// Write a PaliGemma forward pass's intermediate tensors (safetensors, fixture names) for
+    /// comparison with a Python run.
+    Dump(commands::dump::DumpArgs),
     /// Run the PaliGemma processor on an image and prompt: prompt ids and pixel values, as the
     /// model will see them (tokenizer + Pillow-exact resize + normalisation).
     Process(commands::process::ProcessArgs),
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Act(args) => commands::act::run(args),
+        Command::Dump(args) => commands::dump::run(args),
         Command::Process(args) => commands::process::run(args),
         Command::Parity(args) => commands::parity::run(args),
         Command::Backends(args) => commands::backends::run(args),

@@ -269,3 +269,23 @@ fn discrete_act_from_pt_and_safetensors() {
     let o = robovlm(&["act", "--policy", "fixtures/robovlms_discrete", "--checkpoint", bad.to_str().unwrap(), "--instruction", "x", frame]);
     assert_clean_error(&o, "policy.pt");
 }
+
+#[test]
+fn dump_writes_fixture_named_tensors() {
+    let dir = scratch("dump");
+    let out = dir.join("p0.safetensors");
+    let o = robovlm(&[
+        "dump", "--model", "fixtures/paligemma_tiny/model", "--image", "fixtures/paligemma_tiny/inputs/img0_56x56.png",
+        "--prompt", "caption en", "--out", out.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let logits = st.tensor("logits").unwrap();
+    let ours: Vec<f64> = logits.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
+    let want = reference("paligemma_tiny", "p0.logits");
+    assert_eq!(ours.len(), want.len());
+    assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 + 1e-4 * b.abs()));
+    assert!(st.tensor("text_hidden_states").is_ok() && st.tensor("input_ids").is_ok());
+}
