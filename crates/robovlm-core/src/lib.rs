@@ -30,7 +30,7 @@ pub use siglip;
 pub use config::PaliGemmaConfig;
 pub use discrete_policy::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
 pub use generation::{GenerationConfig, GenerationOutput, Generator, Sampling};
-pub use paligemma::{ImageEncoder, ImageFeatures, PaliGemma, position_ids};
+pub use paligemma::{ImageEncoder, ImageFeatures, PaliGemma, PaliGemmaOutput, position_ids};
 pub use policy::{Policy, PolicyFiles, PolicyStep, VlmForward};
 pub use processor::PaliGemmaProcessor;
 pub use prompt::{PromptBatch, PromptBuilder};

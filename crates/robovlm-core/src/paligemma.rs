@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use gemma::{Decoder, GemmaConfig};
+use gemma::{AttentionMask, Decoder, DecoderInput, DecoderOutput, GemmaConfig};
 use projector::{Projector, ProjectorConfig};
 use siglip::VisionTower;
 
 use crate::config::PaliGemmaConfig;
 use crate::error::{Error, Result};
+use crate::prompt::PromptBatch;
 use crate::weights::WeightFiles;
 
 /// The image path of PaliGemma: SigLIP tower and projector, with their weights.
@@ -157,6 +158,52 @@ impl<B: Backend> PaliGemma<B> {
             .unsqueeze_dim::<3>(2)
             .expand([batch, seq, hidden]);
         Ok(embeds.mask_where(mask, gathered))
+    }
+}
+
+/// A full PaliGemma forward pass over a prompt batch, with what went into the decoder.
+#[derive(Debug, Clone)]
+pub struct PaliGemmaOutput<B: Backend> {
+    /// Merged input embeddings (unscaled), `[batch, seq, hidden]`.
+    pub inputs_embeds: Tensor<B, 3>,
+    /// Position ids used, `[batch, seq]` row-major.
+    pub positions: Vec<i64>,
+    /// The attention mask applied.
+    pub mask: AttentionMask,
+    /// Decoder output (hidden states on request).
+    pub decoder: DecoderOutput<B>,
+    /// Logits `[batch, seq, vocab]`.
+    pub logits: Tensor<B, 3>,
+}
+
+impl<B: Backend> PaliGemma<B> {
+    /// The forward pass transformers 4.47.1 runs for `model(**inputs)`: `<image>` rows replaced
+    /// by `features`, positions `1..=seq`, the inference prefix mask — or, with `training` and
+    /// token types present, the training mask (with its left-pad quirk).
+    pub fn forward_prompt(
+        &self,
+        ids: &PromptBatch,
+        image_token: u32,
+        features: Option<Tensor<B, 3>>,
+        training: bool,
+        keep_hidden_states: bool,
+        device: &B::Device,
+    ) -> Result<PaliGemmaOutput<B>> {
+        let inputs_embeds = self.merge_embeddings(&ids.input_ids, ids.batch, image_token, features, device)?;
+        let positions = position_ids(&ids.attention_mask, ids.batch, false);
+        let mask = match (&ids.token_type_ids, training) {
+            (Some(tt), true) => AttentionMask::paligemma_training(&ids.attention_mask, tt, ids.batch),
+            _ => AttentionMask::prefix(&ids.attention_mask, ids.batch),
+        };
+        let decoder = self.language.forward(DecoderInput {
+            embeds: inputs_embeds.clone(),
+            positions: &positions,
+            bias: Some(mask.to_bias(device)),
+            caches: None,
+            keep_hidden_states,
+        });
+        let logits = self.language.logits(decoder.hidden.clone());
+        Ok(PaliGemmaOutput { inputs_embeds, positions, mask, decoder, logits })
     }
 }
 

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use robovlm_core::gemma::{AttentionMask, DecoderInput};
-use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor, position_ids};
+use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor};
 
 use crate::backend::{BackendKind, OnBackend, run_on};
 use crate::hub::resolve_model;
@@ -59,16 +58,7 @@ impl OnBackend for Job {
         let image = processor.process_image(&args.image)?;
         let pixels = image.to_tensor::<B>(device);
         let f = model.image.forward_with_intermediates(pixels.clone(), config.text_hidden_size as f64);
-        let embeds = model.merge_embeddings(&ids.input_ids, 1, processor.image_token_id(), Some(f.scaled.clone()), device)?;
-        let positions = position_ids(&ids.attention_mask, 1, false);
-        let out = model.language.forward(DecoderInput {
-            embeds: embeds.clone(),
-            positions: &positions,
-            bias: Some(AttentionMask::prefix(&ids.attention_mask, 1).to_bias(device)),
-            caches: None,
-            keep_hidden_states: true,
-        });
-        let logits = model.language.logits(out.hidden);
+        let out = model.forward_prompt(&ids, processor.image_token_id(), Some(f.scaled.clone()), false, true, device)?;
         Ok(vec![
             ("pixel_values", f32s(pixels)?),
             ("input_ids", Dumped::I64(vec![1, ids.seq], ids.input_ids.iter().map(|&i| i64::from(i)).collect())),
@@ -76,10 +66,10 @@ impl OnBackend for Job {
             ("vision_last_hidden_state", f32s(f.vision_last_hidden_state)?),
             ("projector_output", f32s(f.projector_output)?),
             ("image_features_scaled", f32s(f.scaled)?),
-            ("inputs_embeds", f32s(embeds)?),
-            ("position_ids", Dumped::I64(vec![1, ids.seq], positions)),
-            ("text_hidden_states", f32s(Tensor::stack::<4>(out.hidden_states, 0))?),
-            ("logits", f32s(logits)?),
+            ("inputs_embeds", f32s(out.inputs_embeds)?),
+            ("position_ids", Dumped::I64(vec![1, ids.seq], out.positions)),
+            ("text_hidden_states", f32s(Tensor::stack::<4>(out.decoder.hidden_states, 0))?),
+            ("logits", f32s(out.logits)?),
         ])
     }
 }

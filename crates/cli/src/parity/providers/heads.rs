@@ -204,7 +204,8 @@ fn rollout<B: Backend>(req: &Request<'_>, policy: &mut Policy<B>, e: usize) -> R
     Ok(out)
 }
 
-fn batch<B: Backend>(req: &Request<'_>, policy: &Policy<B>, device: &B::Device) -> Result<BTreeMap<String, HostTensor>, String> {
+/// `inputs/case.json → batch`: one instruction and a row of frame paths per sample.
+fn batch_spec(req: &Request<'_>) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     let spec = req.case.case_json().and_then(|c| c.get("batch")).ok_or("inputs/case.json has no batch")?;
     let instructions = strings(spec.get("instructions")).ok_or("batch without instructions")?;
     let frames: Vec<Vec<String>> = spec
@@ -212,6 +213,11 @@ fn batch<B: Backend>(req: &Request<'_>, policy: &Policy<B>, device: &B::Device) 
         .and_then(Value::as_array)
         .and_then(|rows| rows.iter().map(|r| strings(Some(r))).collect())
         .ok_or("batch without frames")?;
+    Ok((instructions, frames))
+}
+
+fn batch<B: Backend>(req: &Request<'_>, policy: &Policy<B>, device: &B::Device) -> Result<BTreeMap<String, HostTensor>, String> {
+    let (instructions, frames) = batch_spec(req)?;
     let (b, t) = (frames.len(), frames.first().map_or(0, Vec::len));
     let images = frames.iter().flatten().map(|rel| open_frame(req, rel)).collect::<Result<Vec<_>, _>>()?;
     let pixels = policy.pixels(&images).map_err(|e| e.to_string())?;
@@ -290,13 +296,7 @@ fn discrete_training<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mu
     }
     let result = (|| -> Result<BTreeMap<&'static str, HostTensor>, String> {
         let policy = PolicyFiles::in_dir(&req.case.dir).and_then(|f| DiscretePolicy::<B>::load(&f, device)).map_err(|e| e.to_string())?;
-        let spec = req.case.case_json().and_then(|c| c.get("batch")).ok_or("inputs/case.json has no batch")?;
-        let instructions = strings(spec.get("instructions")).ok_or("batch without instructions")?;
-        let frames: Vec<Vec<String>> = spec
-            .get("frames")
-            .and_then(Value::as_array)
-            .and_then(|rows| rows.iter().map(|r| strings(Some(r))).collect())
-            .ok_or("batch without frames")?;
+        let (instructions, frames) = batch_spec(req)?;
         let mut samples = Vec::new();
         for (b, instruction) in instructions.iter().enumerate() {
             let actions_t = reference(req, &format!("batch.sample{b}.actions"))?;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use robovlm_core::gemma::{AttentionMask, DecoderInput};
+use robovlm_core::gemma::AttentionMask;
 use robovlm_core::training::paligemma_loss;
 use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor, PromptBatch, position_ids};
 use serde_json::Value;
@@ -204,23 +204,12 @@ fn text_forward<B: Backend>(
     device: &B::Device,
 ) -> Result<BTreeMap<String, HostTensor>, String> {
     let (batch, seq) = (ids.batch, ids.seq);
-    let embeds = m
+    let out = m
         .model
-        .merge_embeddings(&ids.input_ids, batch, processor.image_token_id(), feats, device)
+        .forward_prompt(ids, processor.image_token_id(), feats, training, true, device)
         .map_err(|e| e.to_string())?;
-    let positions = position_ids(&ids.attention_mask, batch, false);
-    let mask = match (&ids.token_type_ids, training) {
-        (Some(tt), true) => AttentionMask::paligemma_training(&ids.attention_mask, tt, batch),
-        _ => AttentionMask::prefix(&ids.attention_mask, batch),
-    };
-    let out = m.model.language.forward(DecoderInput {
-        embeds: embeds.clone(),
-        positions: &positions,
-        bias: Some(mask.to_bias(device)),
-        caches: None,
-        keep_hidden_states: true,
-    });
-    let logits = m.model.language.logits(out.hidden);
+    let (embeds, positions, mask, logits) = (out.inputs_embeds, out.positions, out.mask, out.logits);
+    let out = out.decoder;
     let mut map = BTreeMap::new();
     map.insert("inputs_embeds".into(), host(embeds)?);
     map.insert("position_ids".into(), HostTensor::i64(vec![batch, seq], positions));

@@ -1,0 +1,130 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, TensorSnapshot};
+use burn::tensor::DType;
+
+/// A load failed; the message names the tensors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file at fault (the first file when the problem spans shards).
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How a module's tensors are found in the checkpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadSpec<'a> {
+    /// `(checkpoint key prefix, module path prefix)` rules, literal strings, applied in order.
+    pub prefixes: &'a [(&'a str, &'a str)],
+    /// Further regex renames applied after the prefixes (e.g. PyTorch's flat LSTM names).
+    pub renames: &'a [(&'a str, &'a str)],
+    /// Module roots: a leftover tensor mapped under one of them is an unexpected tensor.
+    pub roots: &'a [&'a str],
+    /// Key suffixes of checkpoint tensors that are deliberately not parameters (buffers).
+    pub ignored_suffixes: &'a [&'a str],
+    /// Match `Vec`-of-enum entries without the variant name (PyTorch `nn.Sequential` indices).
+    pub skip_enum_variants: bool,
+}
+
+/// Casts every floating-point tensor to F32 as it is read: burn-store keeps stored dtypes, and
+/// a half-precision tensor in an f32 model fails at its first matmul (ndarray cannot hold one).
+#[derive(Debug, Clone, Copy)]
+struct CastToF32;
+
+impl ModuleAdapter for CastToF32 {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        if !matches!(snapshot.dtype, DType::F16 | DType::BF16 | DType::F64) {
+            return snapshot.clone();
+        }
+        let read = snapshot.clone_data_fn();
+        TensorSnapshot::from_closure(
+            std::rc::Rc::new(move || Ok(read()?.convert_dtype(DType::F32))),
+            DType::F32,
+            snapshot.shape.clone(),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(*self)
+    }
+}
+
+/// Escapes a literal key prefix for burn-store's regex remapper.
+fn regex_literal(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+/// The first few names of a long list, and how many more.
+fn abbreviate(names: &[String]) -> String {
+    const SHOWN: usize = 6;
+    let head = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN { format!("{head} and {} more", names.len() - SHOWN) } else { head }
+}
+
+/// Loads `files` into `module` under `spec`. Every module parameter must be found in some file;
+/// a tensor mapped under one of `spec.roots` that no parameter takes is an error unless its key
+/// ends with one of `spec.ignored_suffixes`.
+pub fn load<B: Backend, M: ModuleSnapshot<B>>(module: &mut M, files: &[&Path], spec: &LoadSpec<'_>) -> Result<(), LoadError> {
+    let first = files.first().copied().unwrap_or(Path::new("<no weight files>"));
+    let err = |path: &Path, message: String| LoadError { path: path.to_owned(), message };
+    let (mut expected, mut applied) = (BTreeSet::new(), BTreeSet::new());
+    for &path in files {
+        if !path.is_file() {
+            return Err(err(path, "file not found".into()));
+        }
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter.chain(CastToF32))
+            .skip_enum_variants(spec.skip_enum_variants)
+            .allow_partial(true);
+        for (from, to) in spec.prefixes {
+            store = store.with_key_remapping(format!("^{}", regex_literal(from)), to.to_string());
+        }
+        for (from, to) in spec.renames {
+            store = store.with_key_remapping(*from, to.to_string());
+        }
+        let report = module.load_from(&mut store).map_err(|e| err(path, e.to_string()))?;
+        if let Some(e) = report.errors.first() {
+            return Err(err(path, e.to_string()));
+        }
+        // burn-store lists a LayerNorm's `weight`/`bias` as unused even when it applied them as
+        // `gamma`/`beta` (its PyTorch alternative names); those are not leftovers.
+        let applied_as_norm = |k: &str| {
+            let alt = k.strip_suffix(".weight").map(|b| format!("{b}.gamma")).or_else(|| k.strip_suffix(".bias").map(|b| format!("{b}.beta")));
+            alt.is_some_and(|a| report.applied.contains(&a))
+        };
+        let unexpected: Vec<String> = report
+            .unused
+            .iter()
+            .filter(|k| spec.roots.iter().any(|r| k.starts_with(r)))
+            .filter(|k| !spec.ignored_suffixes.iter().any(|s| k.ends_with(s)) && !applied_as_norm(k))
+            .cloned()
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(err(path, format!("unexpected tensors (module paths): {}", abbreviate(&unexpected))));
+        }
+        expected.extend(report.missing.iter().map(|(p, _)| p.clone()));
+        expected.extend(report.applied.iter().cloned());
+        applied.extend(report.applied);
+    }
+    let missing: Vec<String> = expected.difference(&applied).cloned().collect();
+    if files.is_empty() || !missing.is_empty() {
+        let prefixes: Vec<&str> = spec.prefixes.iter().map(|(p, _)| *p).collect();
+        return Err(err(first, format!("missing tensors (module paths, checkpoint prefixes {prefixes:?}): {}", abbreviate(&missing))));
+    }
+    Ok(())
+}
