@@ -17,11 +17,8 @@ pub fn workspace_root() -> PathBuf {
 pub fn cargo(args: &[&str]) -> Result<bool> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("+ cargo {}", args.join(" "));
-    let status = tool(&cargo)
-        .args(args)
-        .current_dir(workspace_root())
-        .status()
-        .with_context(|| format!("running {cargo}"))?;
+    let status =
+        tool(&cargo).args(args).current_dir(workspace_root()).status().with_context(|| format!("running {cargo}"))?;
     Ok(status.success())
 }
 
@@ -34,7 +31,8 @@ pub fn build_robovlm(features: &str) -> Result<Option<PathBuf>> {
     if !cargo(&args)? {
         return Ok(None);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     Ok(Some(target.join(PROFILE).join("robovlm")))
 }
 

@@ -54,7 +54,13 @@ pub struct HeadConfig {
 
 impl HeadConfig {
     /// A head with RoboVLMs' defaults for everything but the essentials.
-    pub fn new(kind: HeadKind, in_features: usize, hidden_size: usize, fwd_pred_next_n: usize, window_size: usize) -> Self {
+    pub fn new(
+        kind: HeadKind,
+        in_features: usize,
+        hidden_size: usize,
+        fwd_pred_next_n: usize,
+        window_size: usize,
+    ) -> Self {
         Self {
             kind,
             in_features,

@@ -99,7 +99,11 @@ pub struct ShiftedPosition {
 
 /// Computes the discrete metrics; positions are in sequence order (rows concatenated).
 /// `action_dim` groups action tokens (7: 6 arm + 1 gripper). `None` if no label counts.
-pub fn discrete_metrics(positions: &[ShiftedPosition], tokenizer: &ActionTokenizer, action_dim: usize) -> Option<DiscreteMetrics> {
+pub fn discrete_metrics(
+    positions: &[ShiftedPosition],
+    tokenizer: &ActionTokenizer,
+    action_dim: usize,
+) -> Option<DiscreteMetrics> {
     let scored: Vec<&ShiftedPosition> = positions.iter().filter(|p| p.label != IGNORE_INDEX).collect();
     if scored.is_empty() {
         return None;

@@ -23,7 +23,11 @@ pub struct Conv1D<B: Backend> {
 impl<B: Backend> Conv1D<B> {
     fn new(input: usize, output: usize, device: &B::Device) -> Self {
         Self {
-            weight: Param::from_tensor(Tensor::random([input, output], burn::tensor::Distribution::Normal(0.0, 0.02), device)),
+            weight: Param::from_tensor(Tensor::random(
+                [input, output],
+                burn::tensor::Distribution::Normal(0.0, 0.02),
+                device,
+            )),
             bias: Param::from_tensor(Tensor::zeros([output], device)),
         }
     }
@@ -52,7 +56,9 @@ impl<B: Backend> GptAttention<B> {
         let [batch, seq, n] = x.dims();
         let (h, d) = (self.n_head, n / self.n_head);
         let qkv = self.c_attn.forward(x);
-        let part = |i: usize| qkv.clone().slice([0..batch, 0..seq, i * n..(i + 1) * n]).reshape([batch, seq, h, d]).swap_dims(1, 2);
+        let part = |i: usize| {
+            qkv.clone().slice([0..batch, 0..seq, i * n..(i + 1) * n]).reshape([batch, seq, h, d]).swap_dims(1, 2)
+        };
         let (q, k, v) = (part(0), part(1), part(2));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
         let future: Vec<bool> = (0..seq * seq).map(|i| i % seq > i / seq).collect();
@@ -110,7 +116,11 @@ impl<B: Backend> Gpt<B> {
             h: (0..layers)
                 .map(|_| GptBlock {
                     ln_1: ln(),
-                    attn: GptAttention { c_attn: Conv1D::new(n, 3 * n, device), c_proj: Conv1D::new(n, n, device), n_head: heads },
+                    attn: GptAttention {
+                        c_attn: Conv1D::new(n, 3 * n, device),
+                        c_proj: Conv1D::new(n, n, device),
+                        n_head: heads,
+                    },
                     ln_2: ln(),
                     mlp: GptMlp { c_fc: Conv1D::new(n, 4 * n, device), c_proj: Conv1D::new(4 * n, n, device) },
                 })

@@ -195,7 +195,8 @@ mod tests {
         let d = Default::default();
         let c = HeadConfig::new(HeadKind::Lstm, 6, 4, 2, 3);
         let head = c.init::<TestBackend>(&d);
-        let feats: Vec<Tensor<TestBackend, 3>> = (0..5).map(|i| Tensor::random([1, 1, 6], burn::tensor::Distribution::Normal(i as f64, 1.0), &d)).collect();
+        let feats: Vec<Tensor<TestBackend, 3>> =
+            (0..5).map(|i| Tensor::random([1, 1, 6], burn::tensor::Distribution::Normal(i as f64, 1.0), &d)).collect();
         let mut state = HeadState::new();
         for t in 0..5 {
             let step = head.step(feats[t].clone(), &mut state);

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod discrete;
+mod error;
 pub mod gpt;
 pub mod head;
 pub mod history;
@@ -10,7 +11,6 @@ pub mod loss;
 pub mod lstm;
 pub mod mlp;
 pub mod weights;
-mod error;
 
 #[cfg(test)]
 mod test_utils;

@@ -39,7 +39,8 @@ pub fn continuous_loss<B: Backend>(
     let huber = quadratic.mask_where(diff.greater_equal_elem(1.0), linear);
     // BCE with logits, numerically stable: max(x, 0) - x·y + log(1 + exp(-|x|)).
     let x = gripper_logits;
-    let bce = x.clone().clamp_min(0.0) - x.clone() * g_labels.clone() + x.clone().abs().neg().exp().add_scalar(1.0).log();
+    let bce =
+        x.clone().clamp_min(0.0) - x.clone() * g_labels.clone() + x.clone().abs().neg().exp().add_scalar(1.0).log();
     let predicted = x.greater_elem(0.0).float(); // sigmoid(x) > 0.5 ⇔ x > 0
     let correct = predicted.equal(g_labels).float();
     match mask {

@@ -66,12 +66,15 @@ impl<B: Backend> Lstm<B> {
         let h_size = self.hidden_size();
         let device = x.device();
         let mut state = state.unwrap_or_else(|| {
-            (0..self.layers.len()).map(|_| (Tensor::zeros([batch, h_size], &device), Tensor::zeros([batch, h_size], &device))).collect()
+            (0..self.layers.len())
+                .map(|_| (Tensor::zeros([batch, h_size], &device), Tensor::zeros([batch, h_size], &device)))
+                .collect()
         });
         let mut input = x;
         for (layer, (h, c)) in self.layers.iter().zip(state.iter_mut()) {
             // Input projections for all steps at once; recurrence step by step.
-            let xw = input.matmul(layer.weight_ih.val().transpose().unsqueeze::<3>()) + layer.bias_ih.val().unsqueeze::<3>();
+            let xw =
+                input.matmul(layer.weight_ih.val().transpose().unsqueeze::<3>()) + layer.bias_ih.val().unsqueeze::<3>();
             let w_hh = layer.weight_hh.val().transpose();
             let b_hh = layer.bias_hh.val().unsqueeze::<2>();
             let mut outputs = Vec::with_capacity(seq);

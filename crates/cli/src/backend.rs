@@ -41,7 +41,11 @@ impl BackendKind {
 
     /// The backend used when `--backend` is not given: the fastest CPU backend compiled in.
     pub fn default_compiled() -> Self {
-        if Self::Flex.compiled_in() { Self::Flex } else { Self::ALL.into_iter().find(|b| b.compiled_in()).unwrap_or(Self::Flex) }
+        if Self::Flex.compiled_in() {
+            Self::Flex
+        } else {
+            Self::ALL.into_iter().find(|b| b.compiled_in()).unwrap_or(Self::Flex)
+        }
     }
 
     /// Whether this binary was built with the backend's feature.

@@ -23,7 +23,11 @@ fn cache_dir() -> Option<PathBuf> {
 /// Whether `s` looks like `org/name` (and not like a path).
 fn is_repo_id(s: &str) -> bool {
     let mut parts = s.split('/');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && p != "." && p != "..");
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && p != "." && p != ".."
+        })
+    };
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 

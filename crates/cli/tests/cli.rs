@@ -55,7 +55,11 @@ fn only_filters_and_require_all_fails_on_unchecked() {
     let dir = scratch("unknown");
     let case = dir.join("case");
     std::fs::create_dir_all(&case).unwrap();
-    std::fs::write(case.join("reference.json"), r#"{"case": "synthetic", "kind": "other", "tensors": {"x.mystery": {"shape": [2], "dtype": "float32"}}}"#).unwrap();
+    std::fs::write(
+        case.join("reference.json"),
+        r#"{"case": "synthetic", "kind": "other", "tensors": {"x.mystery": {"shape": [2], "dtype": "float32"}}}"#,
+    )
+    .unwrap();
     let data: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     safetensors::serialize_to_file([("x.mystery", view)], None, &case.join("reference.safetensors")).unwrap();
@@ -124,7 +128,10 @@ fn process_rejects_bad_input_cleanly() {
     let dir = scratch("process");
     let txt = dir.join("notes.png");
     std::fs::write(&txt, "plain text").unwrap();
-    assert_clean_error(&robovlm(&["process", "--model", model, "--image", txt.to_str().unwrap(), "--prompt", "x"]), "notes.png");
+    assert_clean_error(
+        &robovlm(&["process", "--model", model, "--image", txt.to_str().unwrap(), "--prompt", "x"]),
+        "notes.png",
+    );
 }
 
 #[test]
@@ -143,8 +150,12 @@ fn reference(case: &str, name: &str) -> Vec<f64> {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
     match t.dtype() {
-        safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-        safetensors::Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+        safetensors::Dtype::F32 => {
+            t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+        }
+        safetensors::Dtype::I64 => {
+            t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -152,8 +163,16 @@ fn reference(case: &str, name: &str) -> Vec<f64> {
 #[test]
 fn generate_prints_the_reference_ids() {
     let o = robovlm(&[
-        "generate", "--model", "fixtures/paligemma_tiny/model", "--image", "fixtures/paligemma_tiny/inputs/img0_56x56.png",
-        "--prompt", "caption en", "--max-new-tokens", "12", "--json",
+        "generate",
+        "--model",
+        "fixtures/paligemma_tiny/model",
+        "--image",
+        "fixtures/paligemma_tiny/inputs/img0_56x56.png",
+        "--prompt",
+        "caption en",
+        "--max-new-tokens",
+        "12",
+        "--json",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -163,7 +182,8 @@ fn generate_prints_the_reference_ids() {
     let input: Vec<f64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert_eq!(input, reference("paligemma_tiny", "p0.input_ids"));
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("../../fixtures/paligemma_tiny/reference.json").unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string("../../fixtures/paligemma_tiny/reference.json").unwrap())
+            .unwrap();
     assert_eq!(v["text"], json["values"]["p0.gen_text"]);
 }
 
@@ -171,10 +191,15 @@ fn generate_prints_the_reference_ids() {
 fn act_prints_the_reference_actions() {
     for case in ["robovlms_lstm", "robovlms_gpt", "robovlms_fc"] {
         let inputs: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("../../fixtures/{case}/inputs/case.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(format!("../../fixtures/{case}/inputs/case.json")).unwrap())
+                .unwrap();
         let episode = &inputs["episodes"][0];
-        let frames: Vec<String> =
-            episode["frames"].as_array().unwrap().iter().map(|f| format!("fixtures/{case}/{}", f.as_str().unwrap())).collect();
+        let frames: Vec<String> = episode["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| format!("fixtures/{case}/{}", f.as_str().unwrap()))
+            .collect();
         let mut args = vec!["act", "--json", "--policy"];
         let policy = format!("fixtures/{case}");
         args.push(&policy);
@@ -202,8 +227,14 @@ fn act_prints_the_reference_actions() {
 fn act_and_generate_reject_bad_input_cleanly() {
     let frame = "fixtures/robovlms_lstm/inputs/frame_e0_t0.png";
     assert_clean_error(&robovlm(&["act", "--policy", "no/such/policy", "--instruction", "x", frame]), "no/such/policy");
-    assert_clean_error(&robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", " ", frame]), "--instruction");
-    assert_clean_error(&robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", "x", "missing.png"]), "missing.png");
+    assert_clean_error(
+        &robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", " ", frame]),
+        "--instruction",
+    );
+    assert_clean_error(
+        &robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", "x", "missing.png"]),
+        "missing.png",
+    );
     let o = robovlm(&["act", "--policy", "fixtures/robovlms_lstm", "--instruction", "x"]);
     assert!(!o.status.success(), "frames are required");
 
@@ -225,18 +256,28 @@ fn act_and_generate_reject_bad_input_cleanly() {
 
     let model = "fixtures/paligemma_tiny/model";
     let image = "fixtures/paligemma_tiny/inputs/img0_56x56.png";
-    assert_clean_error(&robovlm(&["generate", "--model", "nobody/nothing", "--image", image, "--prompt", "x"]), "nobody/nothing");
+    assert_clean_error(
+        &robovlm(&["generate", "--model", "nobody/nothing", "--image", image, "--prompt", "x"]),
+        "nobody/nothing",
+    );
     assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", ""]), "--prompt");
-    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", "x", "--dtype", "f16"]), "--dtype");
+    assert_clean_error(
+        &robovlm(&["generate", "--model", model, "--image", image, "--prompt", "x", "--dtype", "f16"]),
+        "--dtype",
+    );
     assert_clean_error(&robovlm(&["generate", "--model", model, "--image", "nope.jpg", "--prompt", "x"]), "nope.jpg");
     let long = "word ".repeat(9000);
-    assert_clean_error(&robovlm(&["generate", "--model", model, "--image", image, "--prompt", &long]), "max_position_embeddings");
+    assert_clean_error(
+        &robovlm(&["generate", "--model", model, "--image", image, "--prompt", &long]),
+        "max_position_embeddings",
+    );
 }
 
 #[test]
 fn discrete_act_from_pt_and_safetensors() {
     let inputs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("../../fixtures/robovlms_discrete/inputs/case.json").unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string("../../fixtures/robovlms_discrete/inputs/case.json").unwrap())
+            .unwrap();
     let dir = scratch("discrete-pt");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/robovlms_discrete");
     for (i, item) in inputs["inference"].as_array().unwrap().iter().enumerate() {
@@ -247,8 +288,15 @@ fn discrete_act_from_pt_and_safetensors() {
         for checkpoint in ["policy.safetensors", "policy.pt"] {
             let ckpt = src.join(checkpoint);
             let o = robovlm(&[
-                "act", "--json", "--policy", "fixtures/robovlms_discrete", "--checkpoint", ckpt.to_str().unwrap(),
-                "--instruction", instruction, &frame,
+                "act",
+                "--json",
+                "--policy",
+                "fixtures/robovlms_discrete",
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                "--instruction",
+                instruction,
+                &frame,
             ]);
             let (out, err) = text(&o);
             assert!(o.status.success(), "{checkpoint}: {err}");
@@ -266,7 +314,16 @@ fn discrete_act_from_pt_and_safetensors() {
     let bad = dir.join("policy.pt");
     std::fs::write(&bad, b"PK\x03\x04 not really a zip").unwrap();
     let frame = "fixtures/robovlms_discrete/inputs/infer_0.png";
-    let o = robovlm(&["act", "--policy", "fixtures/robovlms_discrete", "--checkpoint", bad.to_str().unwrap(), "--instruction", "x", frame]);
+    let o = robovlm(&[
+        "act",
+        "--policy",
+        "fixtures/robovlms_discrete",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--instruction",
+        "x",
+        frame,
+    ]);
     assert_clean_error(&o, "policy.pt");
 }
 
@@ -275,15 +332,23 @@ fn dump_writes_fixture_named_tensors() {
     let dir = scratch("dump");
     let out = dir.join("p0.safetensors");
     let o = robovlm(&[
-        "dump", "--model", "fixtures/paligemma_tiny/model", "--image", "fixtures/paligemma_tiny/inputs/img0_56x56.png",
-        "--prompt", "caption en", "--out", out.to_str().unwrap(),
+        "dump",
+        "--model",
+        "fixtures/paligemma_tiny/model",
+        "--image",
+        "fixtures/paligemma_tiny/inputs/img0_56x56.png",
+        "--prompt",
+        "caption en",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let bytes = std::fs::read(&out).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let logits = st.tensor("logits").unwrap();
-    let ours: Vec<f64> = logits.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
+    let ours: Vec<f64> =
+        logits.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
     let want = reference("paligemma_tiny", "p0.logits");
     assert_eq!(ours.len(), want.len());
     assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 + 1e-4 * b.abs()));

@@ -49,7 +49,9 @@ impl<B: Backend> KvCache<B> {
             let grow = |old: Option<Tensor<B, 4>>, like: &Tensor<B, 4>, len: usize| {
                 let buf = Tensor::<B, 4>::zeros([b, h, capacity, d], &like.device()).cast(like.dtype());
                 match old {
-                    Some(old) if len > 0 => buf.slice_assign([0..b, 0..h, 0..len, 0..d], old.slice([0..b, 0..h, 0..len, 0..d])),
+                    Some(old) if len > 0 => {
+                        buf.slice_assign([0..b, 0..h, 0..len, 0..d], old.slice([0..b, 0..h, 0..len, 0..d]))
+                    }
                     _ => buf,
                 }
             };

@@ -15,7 +15,8 @@ impl<B: Backend> Decoder<B> {
     /// `[("language_model.model.", ""), ("language_model.lm_head.", "lm_head.")]`. Missing or
     /// misshapen tensors and unexpected ones under a mapped prefix are errors naming them.
     pub fn load_safetensors(&mut self, files: &[&Path], prefixes: &[(&str, &str)]) -> Result<()> {
-        let spec = LoadSpec { prefixes, roots: &["embed_tokens.", "layers.", "norm.", "lm_head."], ..LoadSpec::default() };
+        let spec =
+            LoadSpec { prefixes, roots: &["embed_tokens.", "layers.", "norm.", "lm_head."], ..LoadSpec::default() };
         load(self, files, &spec).map_err(|e| Error::Weights { path: e.path, message: e.message })
     }
 }

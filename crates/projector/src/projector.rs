@@ -47,7 +47,8 @@ mod tests {
     fn projects_with_bias() {
         let device = Default::default();
         let mut p = ProjectorConfig::new(2, 3).init::<TestBackend>(&device);
-        p.linear.weight = burn::module::Param::from_tensor(Tensor::from_floats([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], &device));
+        p.linear.weight =
+            burn::module::Param::from_tensor(Tensor::from_floats([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], &device));
         p.linear.bias = Some(burn::module::Param::from_tensor(Tensor::from_floats([0.5, 0.0, -1.0], &device)));
         let y = p.forward(Tensor::from_floats([[[1.0, 2.0]]], &device));
         assert_eq!(y.into_data().to_vec::<f32>().unwrap(), vec![1.5, 2.0, 1.0]);

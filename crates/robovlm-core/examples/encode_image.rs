@@ -26,7 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut projector = ProjectorConfig::new(vision.hidden_size, text_width).init::<Flex>(&device);
     projector.load_safetensors(&files.paths(), &files.layout.projector)?;
 
-    let pixels = ImageProcessor::from_file(&dir.join("preprocessor_config.json"))?.process_file(image)?.to_tensor::<Flex>(&device);
+    let pixels = ImageProcessor::from_file(&dir.join("preprocessor_config.json"))?
+        .process_file(image)?
+        .to_tensor::<Flex>(&device);
     let features = projector.forward(tower.forward(pixels)).div_scalar((text_width as f64).sqrt());
     println!("image features: {:?}", features.dims());
     Ok(())

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn_store::pytorch::PytorchReader;
 use burn::tensor::DType;
+use burn_store::pytorch::PytorchReader;
 
 use crate::error::{Error, Result};
 
@@ -71,7 +71,8 @@ impl CheckpointFile {
             std::process::id(),
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
         ));
-        safetensors::serialize_to_file(views, None, &out).map_err(|e| bad(format!("converting to {}: {e}", out.display())))?;
+        safetensors::serialize_to_file(views, None, &out)
+            .map_err(|e| bad(format!("converting to {}: {e}", out.display())))?;
         Ok(Self { path: out, temporary: true })
     }
 }

@@ -87,7 +87,10 @@ impl<B: Backend> DiscretePolicy<B> {
         let pixels = self.processor.image_processor().process(frame)?.to_tensor::<B>(device);
         let image = self.backbone.image.forward_with_intermediates(pixels, self.divisor).scaled;
         let l = ids.len();
-        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, l]), device);
+        let tokens = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, l]),
+            device,
+        );
         let emb = self.backbone.language.embed(tokens);
         let d = emb.dims()[2];
         let mut parts = vec![emb.clone().slice([0..1, 0..1, 0..d]), image];
@@ -107,7 +110,8 @@ impl<B: Backend> DiscretePolicy<B> {
         };
         let out = Generator::new(&self.backbone).generate_embeds(embeds.clone(), &vec![1; seq], &config, device)?;
         let generated_ids = out.new_ids.into_iter().next().unwrap_or_default();
-        let mut action: Vec<f32> = generated_ids.iter().map(|&id| self.tokenizer.decode(i64::from(id)) as f32).collect();
+        let mut action: Vec<f32> =
+            generated_ids.iter().map(|&id| self.tokenizer.decode(i64::from(id)) as f32).collect();
         if let Some(g) = action.last_mut() {
             *g = if *g > 0.0 { 1.0 } else { -1.0 };
         }
@@ -157,10 +161,21 @@ pub struct DiscreteTraining<B: Backend> {
 impl<B: Backend> DiscretePolicy<B> {
     /// Builds the training ids of one sample: `actions` are the `window + chunk` normalised
     /// action rows (`[action_dim]` each), `action_mask` their validity.
-    pub fn training_sample(&self, instruction: &str, actions: &[Vec<f32>], action_mask: &[bool]) -> Result<(Vec<Vec<u32>>, Vec<Vec<i64>>)> {
+    pub fn training_sample(
+        &self,
+        instruction: &str,
+        actions: &[Vec<f32>],
+        action_mask: &[bool],
+    ) -> Result<(Vec<Vec<u32>>, Vec<Vec<i64>>)> {
         let (window, chunk, dim) = (self.config.window_size, self.config.fwd_pred_next_n, self.config.action_dim);
-        if actions.len() < window + chunk - 1 || action_mask.len() < actions.len() || actions.iter().any(|a| a.len() != dim) {
-            return Err(Error::Input(format!("need {} action rows of {dim} values with a mask each", window + chunk - 1)));
+        if actions.len() < window + chunk - 1
+            || action_mask.len() < actions.len()
+            || actions.iter().any(|a| a.len() != dim)
+        {
+            return Err(Error::Input(format!(
+                "need {} action rows of {dim} values with a mask each",
+                window + chunk - 1
+            )));
         }
         let tok = self.processor.tokenizer();
         let eos = tok.id_to_token(tok.special().eos).ok_or_else(|| Error::Input("no eos token".into()))?;
@@ -169,13 +184,16 @@ impl<B: Backend> DiscretePolicy<B> {
         let Some((&last, head)) = input_ids.split_last() else {
             return Err(Error::Input("the discrete prompt tokenised to nothing".into()));
         };
-        let action_ids: Vec<u32> = actions.iter().flatten().map(|&a| self.tokenizer.encode(f64::from(a)) as u32).collect();
-        let predict_stop = self.config.raw.get("predict_stop_token").and_then(serde_json::Value::as_bool).unwrap_or(true);
+        let action_ids: Vec<u32> =
+            actions.iter().flatten().map(|&a| self.tokenizer.encode(f64::from(a)) as u32).collect();
+        let predict_stop =
+            self.config.raw.get("predict_stop_token").and_then(serde_json::Value::as_bool).unwrap_or(true);
         let (mut all_ids, mut all_labels) = (Vec::new(), Vec::new());
         for i in 0..window {
             let step_ids = &action_ids[i * dim..(i + chunk) * dim];
             let invalid = action_mask[i..i + chunk].iter().filter(|&&m| !m).count() * dim;
-            let ids: Vec<u32> = head.iter().copied().chain(step_ids.iter().copied()).chain(std::iter::once(last)).collect();
+            let ids: Vec<u32> =
+                head.iter().copied().chain(step_ids.iter().copied()).chain(std::iter::once(last)).collect();
             let n = ids.len();
             let mut labels: Vec<i64> = ids.iter().map(|&x| i64::from(x)).collect();
             labels[..n - step_ids.len() - 1].iter_mut().for_each(|l| *l = -100);
@@ -195,7 +213,8 @@ impl<B: Backend> DiscretePolicy<B> {
     pub fn collate(samples: &[(Vec<Vec<u32>>, Vec<Vec<i64>>)]) -> DiscreteBatch {
         let window = samples.first().map_or(0, |s| s.0.len());
         let len = samples.iter().flat_map(|s| s.0.iter().map(Vec::len)).max().unwrap_or(0);
-        let mut b = DiscreteBatch { batch: samples.len(), window, len, ids: Vec::new(), labels: Vec::new(), mask: Vec::new() };
+        let mut b =
+            DiscreteBatch { batch: samples.len(), window, len, ids: Vec::new(), labels: Vec::new(), mask: Vec::new() };
         for (ids, labels) in samples {
             for (row, lab) in ids.iter().zip(labels) {
                 let pad = len - row.len();
@@ -212,12 +231,19 @@ impl<B: Backend> DiscretePolicy<B> {
         let device = &self.device;
         let [bs, t, c, h, w] = pixels.dims();
         if bs != batch.batch || t != batch.window {
-            return Err(Error::Input(format!("pixels [{bs}, {t}] do not match the batch [{}, {}]", batch.batch, batch.window)));
+            return Err(Error::Input(format!(
+                "pixels [{bs}, {t}] do not match the batch [{}, {}]",
+                batch.batch, batch.window
+            )));
         }
         let (rows, l) = (bs * t, batch.len);
-        let image = self.backbone.image.forward_with_intermediates(pixels.reshape([rows, c, h, w]), self.divisor).scaled;
+        let image =
+            self.backbone.image.forward_with_intermediates(pixels.reshape([rows, c, h, w]), self.divisor).scaled;
         let n = image.dims()[1];
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [rows, l]), device);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(batch.ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [rows, l]),
+            device,
+        );
         let emb = self.backbone.language.embed(ids);
         let d = emb.dims()[2];
         let mut parts = vec![emb.clone().slice([0..rows, 0..1, 0..d]), image];

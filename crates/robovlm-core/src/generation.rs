@@ -94,7 +94,10 @@ impl<'m, B: Backend> Generator<'m, B> {
         self.caches.iter_mut().for_each(KvCache::reset);
         let [batch, seq, _] = embeds.dims();
         if attention_mask.len() != batch * seq {
-            return Err(Error::Input(format!("attention mask has {} entries for [{batch}, {seq}]", attention_mask.len())));
+            return Err(Error::Input(format!(
+                "attention mask has {} entries for [{batch}, {seq}]",
+                attention_mask.len()
+            )));
         }
         let mut key_mask = attention_mask.to_vec();
         let positions = position_ids(attention_mask, batch, true);
@@ -124,7 +127,8 @@ impl<'m, B: Backend> Generator<'m, B> {
             let last = hidden.slice([0..batch, step_len - 1..step_len, 0..d]);
             let logits = self.model.language.logits(last);
             let vocab = logits.dims()[2];
-            let rows = logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")))?;
+            let rows =
+                logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")))?;
             let mut next = Vec::with_capacity(batch);
             for b in 0..batch {
                 let row = &rows[b * vocab..(b + 1) * vocab];
@@ -204,7 +208,8 @@ fn sample(row: &[f32], s: &Sampling, rng: &mut SplitMix64) -> u32 {
         order.truncate(s.top_k.max(1));
     }
     let max = f64::from(row[order[0]]);
-    let mut probs: Vec<f64> = order.iter().map(|&i| ((f64::from(row[i]) - max) / f64::from(s.temperature)).exp()).collect();
+    let mut probs: Vec<f64> =
+        order.iter().map(|&i| ((f64::from(row[i]) - max) / f64::from(s.temperature)).exp()).collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if s.top_p < 1.0 {

@@ -86,9 +86,8 @@ impl ImageProcessorConfig {
             return Err(Error::config(path, "size", "height and width must be positive"));
         }
         let channels = |field: &str, v: &[f64]| -> Result<[f64; 3]> {
-            <[f64; 3]>::try_from(v).map_err(|_| {
-                Error::config(path, field, format!("expected 3 values (RGB), found {}", v.len()))
-            })
+            <[f64; 3]>::try_from(v)
+                .map_err(|_| Error::config(path, field, format!("expected 3 values (RGB), found {}", v.len())))
         };
         let normalize = if hf.do_normalize {
             let (mean, std) = (channels("image_mean", &hf.image_mean)?, channels("image_std", &hf.image_std)?);
@@ -126,9 +125,8 @@ impl RgbImage {
     /// replicated), which is what `PIL.Image.convert("RGB")` does.
     pub fn open(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let img = image::load_from_memory(&bytes)
-            .map_err(|source| Error::Image { path: path.to_owned(), source })?
-            .to_rgb8();
+        let img =
+            image::load_from_memory(&bytes).map_err(|source| Error::Image { path: path.to_owned(), source })?.to_rgb8();
         let (width, height) = (img.width() as usize, img.height() as usize);
         if width == 0 || height == 0 {
             return Err(Error::Input(format!("image {} has no pixels", path.display())));

@@ -20,10 +20,10 @@ pub mod tokenizer;
 pub mod training;
 pub mod weights;
 
-pub use error::{Error, Result};
-pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
 pub use action_heads;
+pub use error::{Error, Result};
 pub use gemma;
+pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
 pub use projector;
 pub use siglip;
 

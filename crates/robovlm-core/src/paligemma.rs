@@ -41,9 +41,7 @@ impl<B: Backend> ImageEncoder<B> {
     /// Builds the image path of `config` and loads its weights.
     pub fn load(files: &WeightFiles, config: &PaliGemmaConfig, device: &B::Device) -> Result<Self> {
         let mut vision = config.vision.init::<B>(device);
-        vision
-            .load_safetensors(&files.paths(), &files.layout.vision)
-            .map_err(|e| Error::Weights(e.to_string()))?;
+        vision.load_safetensors(&files.paths(), &files.layout.vision).map_err(|e| Error::Weights(e.to_string()))?;
         let mut projector = ProjectorConfig::new(config.vision.hidden_size, config.projection_dim).init::<B>(device);
         projector
             .load_safetensors(&files.paths(), &files.layout.projector)
@@ -139,7 +137,8 @@ impl<B: Backend> PaliGemma<B> {
                 images * tokens
             )));
         }
-        let table = Tensor::cat(vec![features.reshape([images * tokens, hidden]), Tensor::zeros([1, hidden], device)], 0);
+        let table =
+            Tensor::cat(vec![features.reshape([images * tokens, hidden]), Tensor::zeros([1, hidden], device)], 0);
         let mut next = 0i64;
         let index: Vec<i64> = ids
             .iter()
@@ -152,7 +151,9 @@ impl<B: Backend> PaliGemma<B> {
                 }
             })
             .collect();
-        let gathered = table.select(0, Tensor::from_data(TensorData::new(index, [batch * seq]), device)).reshape([batch, seq, hidden]);
+        let gathered = table
+            .select(0, Tensor::from_data(TensorData::new(index, [batch * seq]), device))
+            .reshape([batch, seq, hidden]);
         let is_image: Vec<bool> = ids.iter().map(|&i| i == image_token).collect();
         let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(is_image, [batch, seq]), device)
             .unsqueeze_dim::<3>(2)

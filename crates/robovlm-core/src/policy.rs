@@ -44,13 +44,21 @@ impl PolicyFiles {
     pub fn in_dir(dir: &Path) -> Result<Self> {
         let config = dir.join("robovlm_config.json");
         if !config.is_file() {
-            return Err(Error::io(&config, std::io::Error::new(std::io::ErrorKind::NotFound, "no robovlm_config.json in the policy directory")));
+            return Err(Error::io(
+                &config,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no robovlm_config.json in the policy directory"),
+            ));
         }
         let checkpoint = ["policy.safetensors", "policy.pt", "policy.ckpt"]
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file())
-            .ok_or_else(|| Error::io(dir.join("policy.safetensors"), std::io::Error::new(std::io::ErrorKind::NotFound, "no policy.safetensors or policy.pt")))?;
+            .ok_or_else(|| {
+                Error::io(
+                    dir.join("policy.safetensors"),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no policy.safetensors or policy.pt"),
+                )
+            })?;
         Ok(Self { config, checkpoint, backbone: None })
     }
 }
@@ -118,7 +126,11 @@ pub(crate) struct LoadedBackbone<B: Backend> {
 
 /// Loads the shared parts. `parts` are the non-backbone key prefixes the checkpoint may hold
 /// (e.g. `act_head.`, `action_token`); any other tensor is reported as unexpected.
-pub(crate) fn load_backbone<B: Backend>(files: &PolicyFiles, parts: &[&str], device: &B::Device) -> Result<LoadedBackbone<B>> {
+pub(crate) fn load_backbone<B: Backend>(
+    files: &PolicyFiles,
+    parts: &[&str],
+    device: &B::Device,
+) -> Result<LoadedBackbone<B>> {
     let config = RoboVlmsConfig::from_file(&files.config)?;
     let dir = config.backbone_dir(files.backbone.as_deref())?;
     let processor = PaliGemmaProcessor::from_dir(&dir)?;
@@ -127,7 +139,8 @@ pub(crate) fn load_backbone<B: Backend>(files: &PolicyFiles, parts: &[&str], dev
     let ckpt = checkpoint.path();
     let keys = safetensors_keys(ckpt)?;
     let key_err = |m: String| Error::Weights(format!("{}: {m}", files.checkpoint.display()));
-    let lead = find_prefix(keys.iter().map(String::as_str), "backbone.").ok_or_else(|| key_err("no backbone.* tensors".into()))?;
+    let lead = find_prefix(keys.iter().map(String::as_str), "backbone.")
+        .ok_or_else(|| key_err("no backbone.* tensors".into()))?;
     let known: Vec<String> = parts.iter().filter_map(|p| find_prefix(keys.iter().map(String::as_str), p)).collect();
     let unexpected: Vec<&String> =
         keys.iter().filter(|k| !k.starts_with(&lead) && !known.iter().any(|p| k.starts_with(p.as_str()))).collect();
@@ -146,11 +159,16 @@ impl<B: Backend> Policy<B> {
         let LoadedBackbone { checkpoint, config, processor, pg_config, backbone, keys } =
             load_backbone::<B>(files, &["act_head.", "action_token"], device)?;
         if !matches!(config.head, HeadSpec::Continuous { .. }) {
-            return Err(Error::config(&files.config, "act_head.type", "a discrete policy: load it with `DiscretePolicy`"));
+            return Err(Error::config(
+                &files.config,
+                "act_head.type",
+                "a discrete policy: load it with `DiscretePolicy`",
+            ));
         }
         let ckpt = checkpoint.path();
         let key_err = |m: String| Error::Weights(format!("{}: {m}", files.checkpoint.display()));
-        let head_prefix = find_prefix(keys.iter().map(String::as_str), "act_head.").ok_or_else(|| key_err("no act_head.* tensors".into()))?;
+        let head_prefix = find_prefix(keys.iter().map(String::as_str), "act_head.")
+            .ok_or_else(|| key_err("no act_head.* tensors".into()))?;
         let token_key = find_prefix(keys.iter().map(String::as_str), "action_token")
             .filter(|k| keys.contains(k))
             .ok_or_else(|| key_err("no action_token tensor".into()))?;
@@ -261,7 +279,9 @@ impl<B: Backend> Policy<B> {
         let vlm = self.forward_vlm(self.pixels(std::slice::from_ref(frame))?, &[instruction])?;
         let head = self.head.step(vlm.action_hidden.clone(), &mut self.state);
         let chunk = head.arm.dims()[2];
-        let to_vec = |t: Tensor<B, 4>| t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")));
+        let to_vec = |t: Tensor<B, 4>| {
+            t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")))
+        };
         let arm_flat = to_vec(head.arm.clone())?;
         let gripper_logits = to_vec(head.gripper.clone())?;
         let arm: Vec<Vec<f32>> = arm_flat.chunks(arm_flat.len() / chunk).map(<[f32]>::to_vec).collect();

@@ -20,7 +20,10 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(find_prefix(["model.act_head.rnn.x", "model.action_token"], "act_head.").as_deref(), Some("model.act_head."));
+        assert_eq!(
+            find_prefix(["model.act_head.rnn.x", "model.action_token"], "act_head.").as_deref(),
+            Some("model.act_head.")
+        );
         assert_eq!(find_prefix(["act_head.mlp.0.weight"], "act_head.").as_deref(), Some("act_head."));
         assert_eq!(find_prefix(["module.act_head.mlp.0.weight"], "act_head.").as_deref(), Some("module.act_head."));
         assert_eq!(find_prefix(["x"], "act_head."), None);

@@ -21,7 +21,11 @@ pub struct ProcessedAction {
 /// `normalization` = per-dim `(min, max)` when the policy normalised actions.
 ///
 /// Arithmetic is float32 like the wrapper's numpy code (Python scalars are cast to float32).
-pub fn postprocess(arm: &[Vec<f32>], gripper_logits: &[f32], normalization: Option<&(Vec<f64>, Vec<f64>)>) -> ProcessedAction {
+pub fn postprocess(
+    arm: &[Vec<f32>],
+    gripper_logits: &[f32],
+    normalization: Option<&(Vec<f64>, Vec<f64>)>,
+) -> ProcessedAction {
     let chunk_binarized: Vec<Vec<f32>> = arm
         .iter()
         .zip(gripper_logits)

@@ -80,8 +80,7 @@ impl PaliGemmaProcessor {
                 format!("{} does not divide image_size {}", grid.patch_size, grid.image_size),
             ));
         }
-        let num_image_tokens =
-            images.config().image_seq_length.unwrap_or((grid.image_size / grid.patch_size).pow(2));
+        let num_image_tokens = images.config().image_seq_length.unwrap_or((grid.image_size / grid.patch_size).pow(2));
         Ok(Self { tokenizer, images, num_image_tokens, image_token_id, dir: dir.to_owned() })
     }
 

@@ -50,10 +50,8 @@ impl<'a> PromptBuilder<'a> {
 
     fn prefix(&self, prompt: &str) -> Result<String> {
         let bos = self.tokenizer.special().bos;
-        let bos = self
-            .tokenizer
-            .id_to_token(bos)
-            .ok_or_else(|| Error::Input(format!("bos id {bos} has no token string")))?;
+        let bos =
+            self.tokenizer.id_to_token(bos).ok_or_else(|| Error::Input(format!("bos id {bos} has no token string")))?;
         Ok(paligemma_prompt_text(prompt, self.num_image_tokens, self.image_token, &bos))
     }
 
@@ -70,14 +68,13 @@ impl<'a> PromptBuilder<'a> {
     /// tokenizer's second sequence, so they get `token_type_ids` 1 and become the labels.
     pub fn training(&self, examples: &[(&str, &str)]) -> Result<PromptBatch> {
         let eos = self.tokenizer.special().eos;
-        let eos = self
-            .tokenizer
-            .id_to_token(eos)
-            .ok_or_else(|| Error::Input(format!("eos id {eos} has no token string")))?;
+        let eos =
+            self.tokenizer.id_to_token(eos).ok_or_else(|| Error::Input(format!("eos id {eos} has no token string")))?;
         let rows = examples
             .iter()
             .map(|(prefix, suffix)| {
-                let (ids, types) = self.tokenizer.encode_pair(&self.prefix(prefix)?, &format!("{suffix}{eos}"), false)?;
+                let (ids, types) =
+                    self.tokenizer.encode_pair(&self.prefix(prefix)?, &format!("{suffix}{eos}"), false)?;
                 Ok((ids, Some(types)))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -106,7 +103,8 @@ impl<'a> PromptBuilder<'a> {
             if let (Some(tt), Some(labels)) = (out.token_type_ids.as_mut(), out.labels.as_mut()) {
                 tt.extend(std::iter::repeat_n(0, n_pad).chain(types.iter().copied()));
                 labels.extend(std::iter::repeat_n(IGNORE_INDEX, n_pad));
-                labels.extend(ids.iter().zip(&types).map(|(&id, &t)| if t == 0 { IGNORE_INDEX } else { i64::from(id) }));
+                labels
+                    .extend(ids.iter().zip(&types).map(|(&id, &t)| if t == 0 { IGNORE_INDEX } else { i64::from(id) }));
             }
         }
         Ok(out)

@@ -91,13 +91,7 @@ const HALF: i64 = 1 << (PRECISION_BITS - 1);
 /// # Panics
 /// If `rgb.len() != width * height * 3` or any size is zero (caller bugs; the image loader
 /// guarantees both).
-pub fn resize_bicubic_rgb(
-    rgb: &[u8],
-    width: usize,
-    height: usize,
-    out_width: usize,
-    out_height: usize,
-) -> Vec<u8> {
+pub fn resize_bicubic_rgb(rgb: &[u8], width: usize, height: usize, out_width: usize, out_height: usize) -> Vec<u8> {
     const C: usize = 3;
     assert_eq!(rgb.len(), width * height * C, "RGB buffer does not match {width}x{height}");
     assert!(width > 0 && height > 0 && out_width > 0 && out_height > 0, "zero-sized resize");
@@ -118,9 +112,10 @@ pub fn resize_bicubic_rgb(
                 let (xmin, count) = horiz.bounds[xx];
                 let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + count];
                 for (c, out) in px.iter_mut().enumerate() {
-                    let acc = k.iter().enumerate().fold(HALF, |acc, (x, &w)| {
-                        acc + i64::from(in_row[(xmin + x) * C + c]) * i64::from(w)
-                    });
+                    let acc = k
+                        .iter()
+                        .enumerate()
+                        .fold(HALF, |acc, (x, &w)| acc + i64::from(in_row[(xmin + x) * C + c]) * i64::from(w));
                     *out = clip8(acc);
                 }
             }
@@ -136,9 +131,10 @@ pub fn resize_bicubic_rgb(
         let ymin = ymin - row_offset;
         let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + count];
         for (i, out) in out_row.iter_mut().enumerate() {
-            let acc = k.iter().enumerate().fold(HALF, |acc, (y, &w)| {
-                acc + i64::from(src[(ymin + y) * src_w * C + i]) * i64::from(w)
-            });
+            let acc = k
+                .iter()
+                .enumerate()
+                .fold(HALF, |acc, (y, &w)| acc + i64::from(src[(ymin + y) * src_w * C + i]) * i64::from(w));
             *out = clip8(acc);
         }
     }

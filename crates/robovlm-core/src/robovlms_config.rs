@@ -120,7 +120,11 @@ impl RoboVlmsConfig {
         let uint = |v: Option<&Value>, field: &str, default: Option<usize>| -> Result<usize> {
             match v {
                 None | Some(Value::Null) => default.ok_or_else(|| bad(field, "is required")),
-                Some(v) => v.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(|| bad(field, "must be a positive integer")),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|&n| n > 0)
+                    .map(|n| n as usize)
+                    .ok_or_else(|| bad(field, "must be a positive integer")),
             }
         };
         let act = raw.get("act_head").filter(|v| v.is_object()).ok_or_else(|| bad("act_head", "is required"))?;
@@ -146,7 +150,12 @@ impl RoboVlmsConfig {
                 gpt_layers: uint(act.get("n_layer"), "act_head.n_layer", Some(8))?,
                 gpt_heads: uint(act.get("n_head"), "act_head.n_head", Some(8))?,
             },
-            other => return Err(bad("act_head.type", &format!("unknown head type {other:?} (LSTMDecoder, FCDecoder, GPTDecoder, DiscreteDecoder)"))),
+            other => {
+                return Err(bad(
+                    "act_head.type",
+                    &format!("unknown head type {other:?} (LSTMDecoder, FCDecoder, GPTDecoder, DiscreteDecoder)"),
+                ));
+            }
         };
         match (&head, space) {
             (HeadSpec::Discrete { n_bin, min_action, max_action }, "discrete") => {
@@ -194,7 +203,11 @@ impl RoboVlmsConfig {
             down_sample,
             normalization,
             arm_gripper_loss_ratio: raw.get("arm_gripper_loss_ratio").and_then(Value::as_f64).unwrap_or(0.01),
-            backbone: raw.get("vlm").and_then(|v| v.get("pretrained_model_name_or_path")).and_then(Value::as_str).map(str::to_owned),
+            backbone: raw
+                .get("vlm")
+                .and_then(|v| v.get("pretrained_model_name_or_path"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             raw,
         })
     }
@@ -205,17 +218,19 @@ impl RoboVlmsConfig {
         if let Some(d) = override_dir {
             return Ok(d.to_owned());
         }
-        let rel = self
-            .backbone
-            .as_deref()
-            .ok_or_else(|| Error::config(&self.path, "vlm.pretrained_model_name_or_path", "is required (or pass --backbone)"))?;
+        let rel = self.backbone.as_deref().ok_or_else(|| {
+            Error::config(&self.path, "vlm.pretrained_model_name_or_path", "is required (or pass --backbone)")
+        })?;
         Ok(self.path.parent().unwrap_or(Path::new(".")).join(rel))
     }
 
     /// The continuous head's architecture, given the backbone's text width.
     pub fn head_config(&self, in_features: usize) -> Option<action_heads::HeadConfig> {
-        let HeadSpec::Continuous { kind, hidden_size, num_layers, gpt_layers, gpt_heads } = self.head else { return None };
-        let mut c = action_heads::HeadConfig::new(kind, in_features, hidden_size, self.fwd_pred_next_n, self.window_size);
+        let HeadSpec::Continuous { kind, hidden_size, num_layers, gpt_layers, gpt_heads } = self.head else {
+            return None;
+        };
+        let mut c =
+            action_heads::HeadConfig::new(kind, in_features, hidden_size, self.fwd_pred_next_n, self.window_size);
         c.action_dim = self.action_dim;
         c.latent = self.latent;
         c.down_sample = self.down_sample;

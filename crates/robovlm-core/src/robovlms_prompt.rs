@@ -36,11 +36,14 @@ pub fn discrete_prompt_text(instruction: &str, fwd_pred_next_n: usize, eos_token
 }
 
 /// Inference ids of the discrete prompt: special tokens added, the final `<eos>` dropped.
-pub fn discrete_inference_ids(tokenizer: &TextTokenizer, instruction: &str, fwd_pred_next_n: usize) -> Result<Vec<u32>> {
+pub fn discrete_inference_ids(
+    tokenizer: &TextTokenizer,
+    instruction: &str,
+    fwd_pred_next_n: usize,
+) -> Result<Vec<u32>> {
     let eos = tokenizer.special().eos;
-    let eos_text = tokenizer
-        .id_to_token(eos)
-        .ok_or_else(|| Error::Input(format!("eos id {eos} has no token string")))?;
+    let eos_text =
+        tokenizer.id_to_token(eos).ok_or_else(|| Error::Input(format!("eos id {eos} has no token string")))?;
     let mut ids = tokenizer.encode(&discrete_prompt_text(instruction, fwd_pred_next_n, &eos_text), true)?;
     if ids.last() == Some(&eos) {
         ids.pop();

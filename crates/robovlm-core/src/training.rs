@@ -7,7 +7,13 @@
 ///
 /// # Panics
 /// If the slices do not match `[batch, seq(, vocab)]` (caller bug).
-pub fn paligemma_loss(logits: &[f32], vocab: usize, labels: &[i64], attention_mask: &[u32], batch: usize) -> Option<f64> {
+pub fn paligemma_loss(
+    logits: &[f32],
+    vocab: usize,
+    labels: &[i64],
+    attention_mask: &[u32],
+    batch: usize,
+) -> Option<f64> {
     let seq = labels.len() / batch;
     assert_eq!(logits.len(), batch * seq * vocab, "logits must be [batch, seq, vocab]");
     assert_eq!(attention_mask.len(), labels.len(), "mask must be [batch, seq]");

@@ -84,7 +84,10 @@ impl WeightFiles {
         } else {
             return Err(Error::io(
                 &single,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model.safetensors or model.safetensors.index.json",
+                ),
             ));
         };
         let new = KeyLayout::v4_52();
@@ -129,7 +132,11 @@ pub fn safetensors_header(path: &Path) -> Result<serde_json::Map<String, serde_j
         let end = meta.get("data_offsets").and_then(|o| o.get(1)).and_then(serde_json::Value::as_u64);
         match end {
             Some(end) if end <= data_len => {}
-            _ => return Err(bad(&format!("tensor {name}: data offsets missing or past the end of the file (truncated?)"))),
+            _ => {
+                return Err(bad(&format!(
+                    "tensor {name}: data offsets missing or past the end of the file (truncated?)"
+                )));
+            }
         }
     }
     Ok(obj)
@@ -167,7 +174,9 @@ pub fn read_tensor_f32(path: &Path, key: &str) -> Result<(Vec<usize>, Vec<f32>)>
     f.read_exact(&mut bytes).map_err(|e| Error::io(path, e))?;
     let values: Vec<f32> = match dtype {
         "F32" => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        "BF16" => bytes.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect(),
+        "BF16" => {
+            bytes.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect()
+        }
         "F16" => bytes.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
         other => return Err(bad(format!("dtype {other} is not a float type robovlm reads"))),
     };

@@ -98,8 +98,8 @@ impl TryFrom<HfVisionConfig> for VisionConfig {
 impl VisionConfig {
     /// Parses an HF `vision_config` JSON object.
     pub fn from_hf_value(value: &serde_json::Value) -> Result<Self, Error> {
-        let hf: HfVisionConfig =
-            serde_json::from_value(value.clone()).map_err(|e| Error::Config { field: "vision_config".into(), message: e.to_string() })?;
+        let hf: HfVisionConfig = serde_json::from_value(value.clone())
+            .map_err(|e| Error::Config { field: "vision_config".into(), message: e.to_string() })?;
         hf.try_into()
     }
 }

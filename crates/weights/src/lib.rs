@@ -79,7 +79,11 @@ fn abbreviate(names: &[String]) -> String {
 /// Loads `files` into `module` under `spec`. Every module parameter must be found in some file;
 /// a tensor mapped under one of `spec.roots` that no parameter takes is an error unless its key
 /// ends with one of `spec.ignored_suffixes`.
-pub fn load<B: Backend, M: ModuleSnapshot<B>>(module: &mut M, files: &[&Path], spec: &LoadSpec<'_>) -> Result<(), LoadError> {
+pub fn load<B: Backend, M: ModuleSnapshot<B>>(
+    module: &mut M,
+    files: &[&Path],
+    spec: &LoadSpec<'_>,
+) -> Result<(), LoadError> {
     let first = files.first().copied().unwrap_or(Path::new("<no weight files>"));
     let err = |path: &Path, message: String| LoadError { path: path.to_owned(), message };
     let (mut expected, mut applied) = (BTreeSet::new(), BTreeSet::new());
@@ -104,7 +108,10 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(module: &mut M, files: &[&Path], s
         // burn-store lists a LayerNorm's `weight`/`bias` as unused even when it applied them as
         // `gamma`/`beta` (its PyTorch alternative names); those are not leftovers.
         let applied_as_norm = |k: &str| {
-            let alt = k.strip_suffix(".weight").map(|b| format!("{b}.gamma")).or_else(|| k.strip_suffix(".bias").map(|b| format!("{b}.beta")));
+            let alt = k
+                .strip_suffix(".weight")
+                .map(|b| format!("{b}.gamma"))
+                .or_else(|| k.strip_suffix(".bias").map(|b| format!("{b}.beta")));
             alt.is_some_and(|a| report.applied.contains(&a))
         };
         let unexpected: Vec<String> = report
@@ -124,7 +131,10 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(module: &mut M, files: &[&Path], s
     let missing: Vec<String> = expected.difference(&applied).cloned().collect();
     if files.is_empty() || !missing.is_empty() {
         let prefixes: Vec<&str> = spec.prefixes.iter().map(|(p, _)| *p).collect();
-        return Err(err(first, format!("missing tensors (module paths, checkpoint prefixes {prefixes:?}): {}", abbreviate(&missing))));
+        return Err(err(
+            first,
+            format!("missing tensors (module paths, checkpoint prefixes {prefixes:?}): {}", abbreviate(&missing)),
+        ));
     }
     Ok(())
 }

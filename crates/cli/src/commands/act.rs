@@ -51,7 +51,11 @@ impl OnBackend for Job {
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
         let (args, frames) = (self.0, self.1);
         let mut files = PolicyFiles::in_dir(&args.policy).or_else(|e| match &args.checkpoint {
-            Some(c) => Ok(PolicyFiles { config: args.policy.join("robovlm_config.json"), checkpoint: c.clone(), backbone: None }),
+            Some(c) => Ok(PolicyFiles {
+                config: args.policy.join("robovlm_config.json"),
+                checkpoint: c.clone(),
+                backbone: None,
+            }),
             None => Err(e),
         })?;
         if let Some(c) = &args.checkpoint {
@@ -99,7 +103,12 @@ pub fn run(args: ActArgs) -> Result<ExitCode> {
         println!("{out}");
     } else {
         for s in out["steps"].as_array().into_iter().flatten() {
-            let action: Vec<String> = s["action"].as_array().into_iter().flatten().map(|v| format!("{:+.5}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            let action: Vec<String> = s["action"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| format!("{:+.5}", v.as_f64().unwrap_or(f64::NAN)))
+                .collect();
             println!("step {}: [{}]", s["step"], action.join(", "));
         }
     }

@@ -39,7 +39,10 @@ fn probe(kind: BackendKind) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(p) => Err(format!(
             "device initialisation failed: {}",
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).into())).unwrap_or_default()
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).into()))
+                .unwrap_or_default()
         )),
     }
 }

@@ -58,7 +58,8 @@ impl OnBackend for Job {
         let image = processor.process_image(&args.image)?;
         let pixels = image.to_tensor::<B>(device);
         let f = model.image.forward_with_intermediates(pixels.clone(), config.text_hidden_size as f64);
-        let out = model.forward_prompt(&ids, processor.image_token_id(), Some(f.scaled.clone()), false, true, device)?;
+        let out =
+            model.forward_prompt(&ids, processor.image_token_id(), Some(f.scaled.clone()), false, true, device)?;
         Ok(vec![
             ("pixel_values", f32s(pixels)?),
             ("input_ids", Dumped::I64(vec![1, ids.seq], ids.input_ids.iter().map(|&i| i64::from(i)).collect())),

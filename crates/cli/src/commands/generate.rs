@@ -56,7 +56,8 @@ impl OnBackend for Job {
 
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
         let (args, dir) = (self.0, self.1);
-        let processor = PaliGemmaProcessor::from_dir(&dir).with_context(|| format!("loading the processor of {}", dir.display()))?;
+        let processor = PaliGemmaProcessor::from_dir(&dir)
+            .with_context(|| format!("loading the processor of {}", dir.display()))?;
         let config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
         let model = PaliGemma::<B>::load(&dir, &config, device)?;
         let ids = processor.encode_prompts(&[&args.prompt])?;
@@ -75,12 +76,18 @@ impl OnBackend for Job {
         let special = processor.tokenizer().special();
         let gen_config = GenerationConfig {
             max_new_tokens: args.max_new_tokens,
-            sampling: args.temperature.map(|temperature| Sampling { temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed }),
+            sampling: args.temperature.map(|temperature| Sampling {
+                temperature,
+                top_k: args.top_k,
+                top_p: args.top_p,
+                seed: args.seed,
+            }),
             eos_token: Some(special.eos),
             pad_token: special.pad,
             keep_logits: false,
         };
-        let out = Generator::new(&model).generate(&ids, processor.image_token_id(), Some(features), &gen_config, device)?;
+        let out =
+            Generator::new(&model).generate(&ids, processor.image_token_id(), Some(features), &gen_config, device)?;
         let generated = out.new_ids.into_iter().next().unwrap_or_default();
         let text = processor.tokenizer().decode(&generated, true)?;
         Ok((ids.input_ids, generated, text))

@@ -38,7 +38,8 @@ pub struct ParityArgs {
 
 /// Runs the parity check.
 pub fn run(args: ParityArgs) -> Result<ExitCode> {
-    let opts = ParityOptions { paths: args.paths, only: args.only, require_all: args.require_all, verbose: args.verbose };
+    let opts =
+        ParityOptions { paths: args.paths, only: args.only, require_all: args.require_all, verbose: args.verbose };
     let totals = parity::run(args.backend.unwrap_or_else(BackendKind::default_compiled), opts.clone())?;
     Ok(if totals.success(&opts) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

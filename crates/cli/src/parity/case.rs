@@ -31,7 +31,8 @@ impl Case {
     /// Loads a case folder.
     pub fn load(dir: &Path) -> Result<Self> {
         let header_path = dir.join("reference.json");
-        let text = std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?;
+        let text =
+            std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?;
         let header: Value =
             serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", header_path.display()))?;
         if !header.is_object() {
@@ -44,7 +45,8 @@ impl Case {
             .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         let inputs_path = dir.join("inputs/case.json");
         let inputs = if inputs_path.is_file() {
-            let text = std::fs::read_to_string(&inputs_path).with_context(|| format!("reading {}", inputs_path.display()))?;
+            let text =
+                std::fs::read_to_string(&inputs_path).with_context(|| format!("reading {}", inputs_path.display()))?;
             Some(serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", inputs_path.display()))?)
         } else {
             None
@@ -65,10 +67,7 @@ impl Case {
 
     /// `reference.json → values[key]`, falling back to the base case.
     pub fn value(&self, key: &str) -> Option<&Value> {
-        self.header
-            .get("values")
-            .and_then(|v| v.get(key))
-            .or_else(|| self.base.as_ref().and_then(|b| b.value(key)))
+        self.header.get("values").and_then(|v| v.get(key)).or_else(|| self.base.as_ref().and_then(|b| b.value(key)))
     }
 
     /// `inputs/case.json`, own or the base case's.
@@ -130,7 +129,8 @@ impl Case {
             return None;
         }
         let parent = self.dir.parent()?;
-        let mut siblings: Vec<PathBuf> = std::fs::read_dir(parent).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut siblings: Vec<PathBuf> =
+            std::fs::read_dir(parent).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         siblings.sort();
         siblings.into_iter().filter(|s| *s != self.dir && s.join(rel).is_file()).find_map(|s| {
             let text = std::fs::read_to_string(s.join("reference.json")).ok()?;

@@ -58,7 +58,11 @@ pub fn tolerance_for(name: &str, reference_is_int: bool) -> Tolerance {
 
 /// Loss-like scalars: `loss`, `trainer_loss`, `loss_*`, `acc_*`, `*_l1_*`.
 fn is_loss(leaf: &str) -> bool {
-    leaf == "loss" || leaf == "trainer_loss" || leaf.starts_with("loss_") || leaf.starts_with("acc_") || leaf.contains("_l1_")
+    leaf == "loss"
+        || leaf == "trainer_loss"
+        || leaf.starts_with("loss_")
+        || leaf.starts_with("acc_")
+        || leaf.contains("_l1_")
 }
 
 /// Result of one comparison.
@@ -93,7 +97,13 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
             Tolerance::Abs(abs) => abs,
             Tolerance::RelAbs { abs, rel } => abs + rel * y.abs(),
         };
-        let used = if diff == 0.0 { 0.0 } else if allowed == 0.0 { f64::INFINITY } else { diff / allowed };
+        let used = if diff == 0.0 {
+            0.0
+        } else if allowed == 0.0 {
+            f64::INFINITY
+        } else {
+            diff / allowed
+        };
         if used > 1.0 {
             mismatches += 1;
         }

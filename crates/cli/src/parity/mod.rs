@@ -29,7 +29,10 @@ const INFORMATIONAL: &[(&str, &str)] = &[
         "*_nocache_quirk",
         "what generate(use_cache=False) produces in transformers 4.47.1, documented as NOT the expected generation (fixtures README §3.7)",
     ),
-    ("batch.action_chunck", "training labels drawn by the reference generator's seeded RNG: an input of the loss checks, not an output"),
+    (
+        "batch.action_chunck",
+        "training labels drawn by the reference generator's seeded RNG: an input of the loss checks, not an output",
+    ),
     ("batch.chunck_mask", "label validity mask drawn with the labels: an input of the loss checks"),
     ("batch.sample*.actions", "discrete training labels drawn by the generator's RNG: an input"),
     ("batch.sample*.action_mask", "validity of those labels: an input"),
@@ -235,7 +238,9 @@ fn run_case<B: Backend>(case: &Case, opts: &ParityOptions, device: &B::Device, t
         println!("    not computed yet: {}", pending.join(", "));
     }
     if informational > 0 {
-        println!("    ({informational} informational tensor(s) not compared: see the skip list in `robovlm parity --help`)");
+        println!(
+            "    ({informational} informational tensor(s) not compared: see the skip list in `robovlm parity --help`)"
+        );
     }
     for (name, detail) in &failures {
         println!("    FAIL {name}: {detail}");

@@ -38,6 +38,23 @@ impl HostTensor {
         Self::i64(shape, values.iter().map(|&v| v.into()).collect())
     }
 
+    /// Reads a device tensor back to the host as f32.
+    pub fn from_tensor<B: burn::prelude::Backend, const D: usize>(
+        t: burn::prelude::Tensor<B, D>,
+    ) -> Result<Self, String> {
+        let shape = t.dims().to_vec();
+        let values = t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        Ok(Self::f32(shape, values))
+    }
+
+    /// Values as f32 (integers converted).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match &self.values {
+            Values::F32(v) => v.clone(),
+            Values::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
     /// Values as f64 (for comparisons).
     pub fn as_f64(&self) -> Vec<f64> {
         match &self.values {

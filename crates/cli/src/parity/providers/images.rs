@@ -46,4 +46,3 @@ fn image_for(req: &Request<'_>, stem: &str) -> Option<Result<PathBuf, String>> {
     let prompt_image = req.case.value(&format!("{stem}.prompt"))?.get("image")?.as_str()?;
     Some(req.case.input_path(prompt_image))
 }
-

@@ -12,11 +12,11 @@ use burn::prelude::Backend;
 use super::case::Case;
 use super::tensor::HostTensor;
 
-mod heads;
 mod images;
-mod prompts;
-mod robovlms_inputs;
 mod paligemma_model;
+mod prompts;
+mod robovlms;
+mod robovlms_inputs;
 mod tokens;
 
 /// Computed tensors by reference name; `Err` = recognised but could not be computed.
@@ -47,6 +47,6 @@ pub fn produce<B: Backend>(req: &Request<'_>, device: &B::Device) -> Produced {
     images::provide::<B>(req, device, &mut out);
     robovlms_inputs::provide::<B>(req, device, &mut out);
     paligemma_model::provide::<B>(req, device, &mut out);
-    heads::provide::<B>(req, device, &mut out);
+    robovlms::provide::<B>(req, device, &mut out);
     out
 }

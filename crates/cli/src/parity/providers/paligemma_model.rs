@@ -103,12 +103,6 @@ fn load<B: Backend>(req: &Request<'_>, device: &B::Device) -> Result<Loaded<B>, 
     Ok(Loaded { model, config })
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<HostTensor, String> {
-    let shape = t.dims().to_vec();
-    let values = t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    Ok(HostTensor::f32(shape, values))
-}
-
 fn mask_tensor(m: &AttentionMask) -> HostTensor {
     HostTensor::i64(vec![m.batch, m.queries, m.keys], m.allowed.iter().map(|&a| i64::from(a)).collect())
 }
@@ -141,14 +135,15 @@ fn prompt<B: Backend>(req: &Request<'_>, m: &Loaded<B>, key: &str, device: &B::D
     let (feats, inter) = features(req, m, processor, &[text(p, "image")?], device)?;
     let f = inter.expect("intermediates kept");
     let mut out = BTreeMap::new();
-    out.insert("vision_embeddings".into(), host(f.vision_embeddings)?);
-    out.insert("vision_layer_outputs".into(), host(Tensor::stack::<4>(f.vision_layer_outputs, 0))?);
-    out.insert("vision_last_hidden_state".into(), host(f.vision_last_hidden_state)?);
-    out.insert("projector_output".into(), host(f.projector_output)?);
-    out.insert("image_features_scaled".into(), host(feats.clone())?);
+    out.insert("vision_embeddings".into(), HostTensor::from_tensor(f.vision_embeddings)?);
+    out.insert("vision_layer_outputs".into(), HostTensor::from_tensor(Tensor::stack::<4>(f.vision_layer_outputs, 0))?);
+    out.insert("vision_last_hidden_state".into(), HostTensor::from_tensor(f.vision_last_hidden_state)?);
+    out.insert("projector_output".into(), HostTensor::from_tensor(f.projector_output)?);
+    out.insert("image_features_scaled".into(), HostTensor::from_tensor(feats.clone())?);
     out.extend(text_forward(m, processor, &ids, Some(feats.clone()), false, device)?);
     if req.wanted.iter().any(|n| n.starts_with(&format!("{key}.gen_"))) {
-        let reference_steps = req.case.references.iter().find(|(n, _)| *n == format!("{key}.gen_new_ids")).map(|(_, t)| t.shape[0]);
+        let reference_steps =
+            req.case.references.iter().find(|(n, _)| *n == format!("{key}.gen_new_ids")).map(|(_, t)| t.shape[0]);
         let g = generate(req, m, processor, &ids, feats, reference_steps, device)?;
         out.insert("gen_new_ids".into(), HostTensor::ints(vec![g.new_ids[0].len()], &g.new_ids[0]));
         out.insert("gen_step_logits".into(), step_logits(&g));
@@ -211,14 +206,14 @@ fn text_forward<B: Backend>(
     let (embeds, positions, mask, logits) = (out.inputs_embeds, out.positions, out.mask, out.logits);
     let out = out.decoder;
     let mut map = BTreeMap::new();
-    map.insert("inputs_embeds".into(), host(embeds)?);
+    map.insert("inputs_embeds".into(), HostTensor::from_tensor(embeds)?);
     map.insert("position_ids".into(), HostTensor::i64(vec![batch, seq], positions));
     map.insert("attn_allowed".into(), mask_tensor(&mask));
-    map.insert("text_hidden_states".into(), host(Tensor::stack::<4>(out.hidden_states, 0))?);
+    map.insert("text_hidden_states".into(), HostTensor::from_tensor(Tensor::stack::<4>(out.hidden_states, 0))?);
     if let Some(pre) = out.last_layer_prenorm {
-        map.insert("text_last_layer_prenorm".into(), host(pre)?);
+        map.insert("text_last_layer_prenorm".into(), HostTensor::from_tensor(pre)?);
     }
-    map.insert("logits".into(), host(logits)?);
+    map.insert("logits".into(), HostTensor::from_tensor(logits)?);
     Ok(map)
 }
 
@@ -232,7 +227,8 @@ fn batch<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Ou
     if req.wanted.iter().any(|n| n.starts_with("batch.gen_")) {
         let images = items.iter().map(|p| text(p, "image")).collect::<Result<Vec<_>, _>>()?;
         let (feats, _) = features(req, m, processor, &images, device)?;
-        let reference_steps = req.case.references.iter().find(|(n, _)| n == "batch.gen_new_ids").map(|(_, t)| t.shape[1]);
+        let reference_steps =
+            req.case.references.iter().find(|(n, _)| n == "batch.gen_new_ids").map(|(_, t)| t.shape[1]);
         let g = generate(req, m, processor, &ids, feats, reference_steps, device)?;
         let steps = g.new_ids.first().map_or(0, Vec::len);
         let flat: Vec<u32> = g.new_ids.iter().flatten().copied().collect();
@@ -249,7 +245,8 @@ fn batch<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Ou
 
 fn train<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Outputs {
     let examples = req.case.value("train.examples").and_then(Value::as_array).ok_or("values.train.examples missing")?;
-    let pairs = examples.iter().map(|e| Ok((text(e, "prefix")?, text(e, "suffix")?))).collect::<Result<Vec<_>, String>>()?;
+    let pairs =
+        examples.iter().map(|e| Ok((text(e, "prefix")?, text(e, "suffix")?))).collect::<Result<Vec<_>, String>>()?;
     let images = examples.iter().map(|e| text(e, "image")).collect::<Result<Vec<_>, String>>()?;
     let processor = req.case.processor()?;
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
@@ -258,7 +255,10 @@ fn train<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Ou
     let mut out = text_forward(m, processor, &ids, Some(feats), true, device)?;
     let tt = ids.token_type_ids.as_deref().unwrap_or_default();
     let mut result = BTreeMap::new();
-    result.insert("attn_allowed".into(), mask_tensor(&AttentionMask::paligemma_training(&ids.attention_mask, tt, ids.batch)));
+    result.insert(
+        "attn_allowed".into(),
+        mask_tensor(&AttentionMask::paligemma_training(&ids.attention_mask, tt, ids.batch)),
+    );
     result.insert("attn_allowed_no_tt".into(), mask_tensor(&AttentionMask::prefix(&ids.attention_mask, ids.batch)));
     let logits = out.remove("logits").ok_or("no logits")?;
     let vocab = *logits.shape.last().unwrap_or(&1);

@@ -80,16 +80,18 @@ fn instructions_tensor(req: &Request<'_>, instructions: &[String], leaf: &str) -
 }
 
 fn discrete_ids(req: &Request<'_>, instructions: &[String]) -> Result<HostTensor, String> {
-    let n = req
-        .case
-        .field("fwd_pred_next_n")
-        .and_then(Value::as_u64)
-        .ok_or("reference.json has no fwd_pred_next_n")? as usize;
-    let ids = discrete_inference_ids(req.case.processor()?.tokenizer(), &instructions[0], n).map_err(|e| e.to_string())?;
+    let n = req.case.field("fwd_pred_next_n").and_then(Value::as_u64).ok_or("reference.json has no fwd_pred_next_n")?
+        as usize;
+    let ids =
+        discrete_inference_ids(req.case.processor()?.tokenizer(), &instructions[0], n).map_err(|e| e.to_string())?;
     Ok(HostTensor::ints(vec![1, ids.len()], &ids))
 }
 
-fn frames_tensor<B: Backend>(req: &Request<'_>, frames: &[Vec<String>], device: &B::Device) -> Result<HostTensor, String> {
+fn frames_tensor<B: Backend>(
+    req: &Request<'_>,
+    frames: &[Vec<String>],
+    device: &B::Device,
+) -> Result<HostTensor, String> {
     let processor = req.case.processor()?;
     let (rows, time) = (frames.len(), frames.first().map_or(0, Vec::len));
     if frames.iter().any(|r| r.len() != time) {
