@@ -85,7 +85,7 @@ impl<B: Backend> DiscretePolicy<B> {
             return Err(Error::Input("the discrete prompt tokenised to nothing".into()));
         }
         let pixels = self.processor.image_processor().process(frame)?.to_tensor::<B>(device);
-        let image = self.backbone.image.forward_with_intermediates(pixels, self.divisor).scaled;
+        let image = self.backbone.image.forward(pixels, self.divisor);
         let l = ids.len();
         let tokens = Tensor::<B, 2, Int>::from_data(
             TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, l]),
@@ -237,8 +237,7 @@ impl<B: Backend> DiscretePolicy<B> {
             )));
         }
         let (rows, l) = (bs * t, batch.len);
-        let image =
-            self.backbone.image.forward_with_intermediates(pixels.reshape([rows, c, h, w]), self.divisor).scaled;
+        let image = self.backbone.image.forward(pixels.reshape([rows, c, h, w]), self.divisor);
         let n = image.dims()[1];
         let ids = Tensor::<B, 2, Int>::from_data(
             TensorData::new(batch.ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [rows, l]),

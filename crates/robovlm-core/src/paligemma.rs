@@ -49,19 +49,26 @@ impl<B: Backend> ImageEncoder<B> {
         Ok(Self { vision, projector })
     }
 
-    /// Encodes images and keeps every intermediate.
+    /// Encodes images into the features that replace the `<image>` embeddings. Keeps no
+    /// intermediates: this is the inference hot path (one call per frame or prompt).
     ///
     /// `divisor`: transformers divides by `sqrt(text_config.hidden_size)`, RoboVLMs by
     /// `sqrt(config.hidden_size)` (top level, default 2048) — the caller chooses.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, 3, image_size, image_size]`; returns `[batch, tokens, text_hidden]`
+    pub fn forward(&self, pixels: Tensor<B, 4>, divisor: f64) -> Tensor<B, 3> {
+        Self::scale(self.projector.forward(self.vision.forward(pixels)), divisor)
+    }
+
+    /// Like [`Self::forward`], keeping every intermediate (parity and debugging).
     ///
     /// # Shapes
     /// - `pixels`: `[batch, 3, image_size, image_size]`
     pub fn forward_with_intermediates(&self, pixels: Tensor<B, 4>, divisor: f64) -> ImageFeatures<B> {
         let out = self.vision.forward_with_intermediates(pixels);
         let projector_output = self.projector.forward(out.last_hidden_state.clone());
-        // PyTorch divides by a float32 scalar `hidden_size**0.5`.
-        let scale = (divisor.sqrt() as f32) as f64;
-        let scaled = projector_output.clone().div_scalar(scale);
+        let scaled = Self::scale(projector_output.clone(), divisor);
         ImageFeatures {
             vision_embeddings: out.embeddings,
             vision_layer_outputs: out.layer_outputs,
@@ -69,6 +76,11 @@ impl<B: Backend> ImageEncoder<B> {
             projector_output,
             scaled,
         }
+    }
+
+    /// `x / sqrt(divisor)`; PyTorch divides by the float32 scalar `hidden_size**0.5`.
+    fn scale(x: Tensor<B, 3>, divisor: f64) -> Tensor<B, 3> {
+        x.div_scalar(f64::from(divisor.sqrt() as f32))
     }
 }
 

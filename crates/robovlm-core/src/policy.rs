@@ -241,7 +241,7 @@ impl<B: Backend> Policy<B> {
         );
         let emb = self.backbone.language.embed(ids);
         let d = emb.dims()[2];
-        let image = self.backbone.image.forward_with_intermediates(pixels, self.divisor).scaled;
+        let image = self.backbone.image.forward(pixels, self.divisor);
         let n = image.dims()[1];
         let token = self.action_token.clone().reshape([1, 1, d]).expand([rows, 1, d]);
         let mut parts = vec![emb.clone().slice([0..rows, 0..1, 0..d]), image];

@@ -72,7 +72,7 @@ impl OnBackend for Job {
             );
         }
         let image = processor.process_image(&args.image)?.to_tensor::<B>(device);
-        let features = model.image.forward_with_intermediates(image, config.text_hidden_size as f64).scaled;
+        let features = model.image.forward(image, config.text_hidden_size as f64);
         let special = processor.tokenizer().special();
         let gen_config = GenerationConfig {
             max_new_tokens: args.max_new_tokens,
