@@ -16,8 +16,10 @@ use crate::hub::resolve_model;
 /// Arguments of `robovlm dump`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DumpArgs {
-    /// HF PaliGemma directory, or a Hub repo id present in the local HF cache.
-    #[arg(long)]
+    /// HF PaliGemma directory, or a Hub repo id `org/name[@revision]` (e.g.
+    /// google/paligemma-3b-pt-224), downloaded into the HF cache with a progress bar or taken from
+    /// it. Honours HF_TOKEN (gated repos), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1, HF_ENDPOINT.
+    #[arg(long, value_name = "DIR|HF_ID")]
     model: String,
     /// Image file.
     #[arg(long)]
