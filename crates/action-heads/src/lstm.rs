@@ -72,15 +72,20 @@ impl<B: Backend> Lstm<B> {
         });
         let mut input = x;
         for (layer, (h, c)) in self.layers.iter().zip(state.iter_mut()) {
-            // Input projections for all steps at once; recurrence step by step.
-            let xw =
-                input.matmul(layer.weight_ih.val().transpose().unsqueeze::<3>()) + layer.bias_ih.val().unsqueeze::<3>();
-            let w_hh = layer.weight_hh.val().transpose();
+            // Input projections for all steps at once (2-D, so the transposed weight is read in
+            // place rather than copied); recurrence step by step.
+            let inp = input.dims()[2];
+            let xw = input.reshape([batch * seq, inp]).matmul(layer.weight_ih.val().transpose()).reshape([
+                batch,
+                seq,
+                4 * h_size,
+            ]) + layer.bias_ih.val().unsqueeze::<3>();
+            let w_hh = layer.weight_hh.val();
             let b_hh = layer.bias_hh.val().unsqueeze::<2>();
             let mut outputs = Vec::with_capacity(seq);
             for t in 0..seq {
                 let gates = xw.clone().slice([0..batch, t..t + 1, 0..4 * h_size]).reshape([batch, 4 * h_size])
-                    + h.clone().matmul(w_hh.clone())
+                    + recurrent(h.clone(), w_hh.clone())
                     + b_hh.clone();
                 let gate = |i: usize| gates.clone().slice([0..batch, i * h_size..(i + 1) * h_size]);
                 let (i, f, g, o) = (sigmoid(gate(0)), sigmoid(gate(1)), tanh(gate(2)), sigmoid(gate(3)));
@@ -94,10 +99,32 @@ impl<B: Backend> Lstm<B> {
     }
 }
 
+/// `h · W_hhᵀ` (`h: [batch, H]`, `W_hh: [4H, H]`). A single row is computed as independent
+/// slices of the gate rows (`[c, 4H/c, H] · [H, 1]`, a free reshape) so that CPU backends spread
+/// the memory-bound matrix–vector product over their threads instead of running it on one.
+fn recurrent<B: Backend>(h: Tensor<B, 2>, w_hh: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [batch, hidden] = h.dims();
+    let gates = w_hh.dims()[0];
+    let c = [8, 4].into_iter().find(|c| gates % c == 0 && gates / c >= 64).unwrap_or(1);
+    if batch != 1 || c == 1 {
+        return h.matmul(w_hh.transpose());
+    }
+    w_hh.reshape([c, gates / c, hidden]).matmul(h.reshape([1, hidden, 1])).reshape([1, gates])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_utils::TestBackend;
+
+    #[test]
+    fn sliced_recurrence_matches_the_plain_product() {
+        let d = Default::default();
+        let w = Tensor::<TestBackend, 2>::random([512, 128], burn::tensor::Distribution::Default, &d);
+        let h = Tensor::<TestBackend, 2>::random([1, 128], burn::tensor::Distribution::Default, &d);
+        let diff = (recurrent(h.clone(), w.clone()) - h.matmul(w.transpose())).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
 
     /// One step of a 1-unit LSTM with hand-set packed weights (gates i, f, g, o).
     #[test]

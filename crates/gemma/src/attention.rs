@@ -7,6 +7,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::GemmaConfig;
 use crate::kv_cache::KvCache;
+use crate::matvec;
 use crate::rope::{RopeTables, apply};
 
 /// `GemmaAttention` (transformers 4.47.1 `modeling_gemma.py`): `num_attention_heads` query heads
@@ -60,9 +61,9 @@ impl<B: Backend> Attention<B> {
         let [batch, seq, _] = x.dims();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let split = |t: Tensor<B, 3>, heads| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = apply(split(self.q_proj.forward(x.clone()), h), rope);
-        let k = apply(split(self.k_proj.forward(x.clone()), kvh), rope);
-        let v = split(self.v_proj.forward(x), kvh);
+        let q = apply(split(matvec::linear(&self.q_proj, x.clone()), h), rope);
+        let k = apply(split(matvec::linear(&self.k_proj, x.clone()), kvh), rope);
+        let v = split(matvec::linear(&self.v_proj, x), kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
@@ -79,6 +80,6 @@ impl<B: Backend> Attention<B> {
         };
         let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
         let out = attention(q, repeat(k), repeat(v), None, bias, AttentionModuleOptions::default());
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+        matvec::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
     }
 }

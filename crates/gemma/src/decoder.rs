@@ -6,6 +6,7 @@ use burn::prelude::*;
 use crate::config::GemmaConfig;
 use crate::decoder_layer::DecoderLayer;
 use crate::kv_cache::KvCache;
+use crate::matvec;
 use crate::rms_norm::RmsNorm;
 use crate::rope::Rope;
 
@@ -126,12 +127,12 @@ impl<B: Backend> Decoder<B> {
     /// - `hidden`: `[batch, seq, hidden]`; returns `[batch, seq, vocab]`
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => matvec::linear(head, hidden),
             None => {
                 let [batch, seq, d] = hidden.dims();
                 let w = self.embed_tokens.weight.val(); // [vocab, hidden]
                 let vocab = w.dims()[0];
-                hidden.reshape([batch * seq, d]).matmul(w.transpose()).reshape([batch, seq, vocab])
+                matvec::tied_logits(hidden.reshape([batch * seq, d]), w).reshape([batch, seq, vocab])
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hf;
 pub mod kv_cache;
 pub mod mask;
+pub mod matvec;
 pub mod mlp;
 pub mod rms_norm;
 pub mod rope;
