@@ -37,6 +37,9 @@ enum Command {
     Parity(commands::parity::ParityArgs),
     /// List the backends compiled into this binary and whether each has a usable device.
     Backends(commands::backends::BackendsArgs),
+    /// Time image encode, a policy control step, prefill and decode at PaliGemma-3B width
+    /// (random weights, depth reducible) or on a real model; `--json` for tools.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Process(args) => commands::process::run(args),
         Command::Parity(args) => commands::parity::run(args),
         Command::Backends(args) => commands::backends::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(code) => code,

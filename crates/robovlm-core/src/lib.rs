@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod discrete_policy;
@@ -31,7 +32,7 @@ pub use config::PaliGemmaConfig;
 pub use discrete_policy::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
 pub use generation::{GenerationConfig, GenerationOutput, Generator, Sampling};
 pub use paligemma::{ImageEncoder, ImageFeatures, PaliGemma, PaliGemmaOutput, position_ids};
-pub use policy::{Policy, PolicyFiles, PolicyStep, VlmForward};
+pub use policy::{Policy, PolicyFiles, PolicyStep, VlmForward, forward_vlm_ids};
 pub use processor::PaliGemmaProcessor;
 pub use prompt::{PromptBatch, PromptBuilder};
 pub use tokenizer::{SpecialTokens, TextTokenizer};

@@ -21,6 +21,7 @@ use crate::paligemma::PaliGemma;
 use crate::policy_weights::find_prefix;
 use crate::postprocess::{ProcessedAction, postprocess};
 use crate::processor::PaliGemmaProcessor;
+use crate::prompt::PromptBatch;
 use crate::robovlms_config::{HeadSpec, RoboVlmsConfig};
 use crate::robovlms_prompt::instruction_batch;
 use crate::weights::{KeyLayout, WeightFiles, read_tensor_f32, safetensors_keys};
@@ -234,44 +235,7 @@ impl<B: Backend> Policy<B> {
             return Err(Error::Input(format!("{} instructions for {rows} frames", instructions.len())));
         }
         let text = instruction_batch(self.processor.tokenizer(), instructions)?;
-        let (l, device) = (text.seq, &self.device);
-        let ids = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(text.input_ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [rows, l]),
-            device,
-        );
-        let emb = self.backbone.language.embed(ids);
-        let d = emb.dims()[2];
-        let image = self.backbone.image.forward(pixels, self.divisor);
-        let n = image.dims()[1];
-        let token = self.action_token.clone().reshape([1, 1, d]).expand([rows, 1, d]);
-        let mut parts = vec![emb.clone().slice([0..rows, 0..1, 0..d]), image];
-        if l > 2 {
-            parts.push(emb.clone().slice([0..rows, 1..l - 1, 0..d]));
-        }
-        parts.push(token);
-        parts.push(emb.slice([0..rows, l - 1..l, 0..d]));
-        let inputs_embeds = Tensor::cat(parts, 1);
-        let seq = l + n + 1;
-        let mut mask = Vec::with_capacity(rows * seq);
-        for r in 0..rows {
-            let m = &text.attention_mask[r * l..(r + 1) * l];
-            mask.push(m[0]);
-            mask.extend(std::iter::repeat_n(1, n));
-            mask.extend_from_slice(&m[1..l - 1]);
-            mask.push(1);
-            mask.push(m[l - 1]);
-        }
-        let allowed = AttentionMask::prefix(&mask, rows);
-        let positions: Vec<i64> = (0..rows).flat_map(|_| 1..=seq as i64).collect();
-        let out = self.backbone.language.forward(DecoderInput {
-            embeds: inputs_embeds.clone(),
-            positions: &positions,
-            bias: Some(allowed.to_bias(device)),
-            caches: None,
-            keep_hidden_states: false,
-        });
-        let action_hidden = out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]);
-        Ok(VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden: out.hidden, action_hidden })
+        Ok(forward_vlm_ids(&self.backbone, &self.action_token, self.divisor, pixels, &text, &self.device))
     }
 
     /// One control step: frame + instruction → action, carrying the head's history.
@@ -302,4 +266,62 @@ impl<B: Backend> Policy<B> {
         let head = self.head.forward(vlm.action_hidden.clone().reshape([b, t, 1, d]));
         Ok((vlm, head))
     }
+}
+
+/// The RoboPaligemma VLM pass from tokenised instructions (`<eos>` text `\n`, right-padded, as
+/// [`instruction_batch`] builds them): `[first token, image tokens, rest of the text but the
+/// last token, action token, last token]` through Gemma with a bidirectional prefix mask; the
+/// hidden state at the action token is what the head reads. No logits are computed.
+///
+/// Public so that benchmarks can drive the exact policy path with random weights and ids.
+///
+/// # Shapes
+/// - `pixels`: `[rows, 3, H, W]`; `text`: `rows` rows of at least 2 tokens
+pub fn forward_vlm_ids<B: Backend>(
+    backbone: &PaliGemma<B>,
+    action_token: &Tensor<B, 1>,
+    divisor: f64,
+    pixels: Tensor<B, 4>,
+    text: &PromptBatch,
+    device: &B::Device,
+) -> VlmForward<B> {
+    let rows = text.batch;
+    let l = text.seq;
+    let ids = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(text.input_ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [rows, l]),
+        device,
+    );
+    let emb = backbone.language.embed(ids);
+    let d = emb.dims()[2];
+    let image = backbone.image.forward(pixels, divisor);
+    let n = image.dims()[1];
+    let token = action_token.clone().reshape([1, 1, d]).expand([rows, 1, d]);
+    let mut parts = vec![emb.clone().slice([0..rows, 0..1, 0..d]), image];
+    if l > 2 {
+        parts.push(emb.clone().slice([0..rows, 1..l - 1, 0..d]));
+    }
+    parts.push(token);
+    parts.push(emb.slice([0..rows, l - 1..l, 0..d]));
+    let inputs_embeds = Tensor::cat(parts, 1);
+    let seq = l + n + 1;
+    let mut mask = Vec::with_capacity(rows * seq);
+    for r in 0..rows {
+        let m = &text.attention_mask[r * l..(r + 1) * l];
+        mask.push(m[0]);
+        mask.extend(std::iter::repeat_n(1, n));
+        mask.extend_from_slice(&m[1..l - 1]);
+        mask.push(1);
+        mask.push(m[l - 1]);
+    }
+    let allowed = AttentionMask::prefix(&mask, rows);
+    let positions: Vec<i64> = (0..rows).flat_map(|_| 1..=seq as i64).collect();
+    let out = backbone.language.forward(DecoderInput {
+        embeds: inputs_embeds.clone(),
+        positions: &positions,
+        bias: Some(allowed.to_bias(device)),
+        caches: None,
+        keep_hidden_states: false,
+    });
+    let action_hidden = out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]);
+    VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden: out.hidden, action_hidden }
 }

@@ -2,6 +2,7 @@
 
 pub mod act;
 pub mod backends;
+pub mod bench;
 pub mod dump;
 pub mod generate;
 pub mod parity;

@@ -1,0 +1,155 @@
+//! `robovlm bench`: timings of the paths users run, at full PaliGemma-3B width (random weights,
+//! depth reducible) or on a real model directory. The measurement itself is
+//! `robovlm_core::bench`; `tools/bench_reference.py` is the PyTorch side and `cargo xtask bench`
+//! prints the two as ratios.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::prelude::Backend;
+use robovlm_core::bench::{self, BenchReport, BenchSpec};
+use robovlm_core::gemma::GemmaConfig;
+use robovlm_core::{PaliGemma, PaliGemmaConfig};
+
+use crate::backend::{BackendKind, OnBackend, run_on};
+use crate::commands::Dtype;
+use crate::hub::resolve_model;
+
+/// Model shapes `--preset` can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// SigLIP-So400m/14 at 224 px (27 layers, 256 image tokens) + Gemma-2B (18 layers,
+    /// 2048 wide, 8 heads, 1 KV head, head_dim 256, vocabulary 257216).
+    #[value(name = "paligemma-3b-224")]
+    Paligemma3b224,
+}
+
+/// Arguments of `robovlm bench`.
+///
+/// Prints medians of: image_encode_ms (pixels → image features), control_step_ms (one
+/// RoboPaligemma step, LSTM head 4 layers × 1024, window 8 full, history "post": pixels +
+/// instruction ids → action chunk), prefill_ms (256 image tokens + P text tokens → first
+/// token), decode_tokens_per_s (greedy, KV cache), load_ms (--model), peak_rss_mb.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Build these shapes with random weights in process (no download). One of --preset / --model.
+    #[arg(long, value_enum, conflicts_with = "model", required_unless_present = "model")]
+    preset: Option<Preset>,
+    /// Load a real PaliGemma directory or Hub id instead (also times the load). With
+    /// --iters 0 only the load is measured: load_ms and the peak RSS of loading.
+    #[arg(long, value_name = "DIR|HF_ID")]
+    model: Option<String>,
+    /// Vision layers to build (--preset; default: the preset's 27).
+    #[arg(long, value_name = "N")]
+    vision_layers: Option<usize>,
+    /// Gemma layers to build (--preset; default: the preset's 18).
+    #[arg(long, value_name = "M")]
+    text_layers: Option<usize>,
+    /// Text tokens after the 256 image tokens (prompt and instruction).
+    #[arg(long, value_name = "P", default_value_t = 16)]
+    instruction_tokens: usize,
+    /// Tokens to decode for decode_tokens_per_s (0 skips decoding).
+    #[arg(long, value_name = "D", default_value_t = 32)]
+    decode_tokens: usize,
+    /// Timed runs per measurement; the median is reported.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    iters: usize,
+    /// Untimed warm-up runs before timing.
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    warmup: usize,
+    /// Backend (default: the fastest CPU backend compiled in).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Compute precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Dtype,
+    /// Print one JSON object with exactly the measurement keys (null where not measured).
+    #[arg(long)]
+    json: bool,
+}
+
+enum Source {
+    Preset(BenchSpec),
+    Dir(PathBuf),
+}
+
+struct Job {
+    source: Source,
+    args: BenchArgs,
+}
+
+impl OnBackend for Job {
+    type Output = Result<BenchReport>;
+
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        let a = &self.args;
+        let settings = |mut spec: BenchSpec| {
+            spec.instruction_tokens = a.instruction_tokens;
+            spec.decode_tokens = a.decode_tokens;
+            spec.iters = a.iters;
+            spec.warmup = a.warmup;
+            spec
+        };
+        let (model, spec, load_ms) = match self.source {
+            Source::Preset(spec) => (bench::random_paligemma::<B>(&spec, device), settings(spec), None),
+            Source::Dir(dir) => {
+                let start = Instant::now();
+                let config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
+                let model = PaliGemma::<B>::load(&dir, &config, device)?;
+                B::sync(device).map_err(|e| anyhow::anyhow!("device error: {e:?}"))?;
+                let load_ms = start.elapsed().as_secs_f64() * 1e3;
+                let text = GemmaConfig::from_hf_value(&config.text_config)?;
+                let spec = settings(BenchSpec::for_model(config.vision.clone(), text, config.projection_dim));
+                (model, spec, Some(load_ms))
+            }
+        };
+        let mut report = bench::run(&model, &spec, device)?;
+        report.load_ms = load_ms;
+        report.peak_rss_mb = bench::peak_rss_mb();
+        Ok(report)
+    }
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    args.dtype.ensure_supported()?;
+    if args.instruction_tokens < 2 {
+        bail!("--instruction-tokens must be at least 2 (the instruction holds <eos> … \\n)");
+    }
+    if args.iters > 0 && args.decode_tokens + args.instruction_tokens + 257 > 8192 {
+        bail!("--instruction-tokens + --decode-tokens exceed Gemma's 8192 positions");
+    }
+    let source = match (&args.preset, &args.model) {
+        (Some(Preset::Paligemma3b224), None) => {
+            let spec = BenchSpec::paligemma_3b_224(args.vision_layers, args.text_layers);
+            if spec.vision.num_hidden_layers == 0 || spec.text.num_hidden_layers == 0 {
+                bail!("--vision-layers and --text-layers must be at least 1");
+            }
+            Source::Preset(spec)
+        }
+        (None, Some(model)) => {
+            if args.vision_layers.is_some() || args.text_layers.is_some() {
+                bail!("--vision-layers/--text-layers only apply to --preset (a --model has its own depth)");
+            }
+            Source::Dir(resolve_model(model)?)
+        }
+        _ => bail!("give exactly one of --preset or --model"),
+    };
+    let backend = args.backend.unwrap_or_else(BackendKind::default_compiled);
+    let json = args.json;
+    let report = run_on(backend, Job { source, args })??;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        println!("image_encode_ms      {}", show(report.image_encode_ms));
+        println!("control_step_ms      {}", show(report.control_step_ms));
+        println!("prefill_ms           {}", show(report.prefill_ms));
+        println!("decode_tokens_per_s  {}", show(report.decode_tokens_per_s));
+        println!("load_ms              {}", show(report.load_ms));
+        println!("peak_rss_mb          {}", show(report.peak_rss_mb));
+    }
+    Ok(ExitCode::SUCCESS)
+}

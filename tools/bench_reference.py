@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""PyTorch + transformers side of `robovlm bench`: the same measurements, shapes and median
+method, printing the same JSON keys. `cargo xtask bench` runs both and prints the ratios.
+
+Needs: torch, transformers (CPU is enough). Random weights: nothing is downloaded.
+
+    python tools/bench_reference.py --preset paligemma-3b-224 --vision-layers 4 --text-layers 2 --json
+
+What each key measures (medians over --iters after --warmup untimed runs):
+- image_encode_ms: pixel values [1,3,224,224] -> image features [1,256,2048]
+  (`get_image_features`: SigLIP tower, projector, / sqrt(hidden)).
+- control_step_ms: one RoboPaligemma step as RoboVLMs runs it: embed the instruction ids,
+  splice [first token, image features, rest, action token, last token], Gemma forward
+  (bidirectional mask, no logits), action-token hidden state -> LSTM (4 layers, hidden 1024)
+  over the full history window of 8 from a zero state ("post" rule) -> arm (tanh MLP) and
+  gripper MLPs -> numpy.
+- prefill_ms: 256 image tokens + P text tokens (image features precomputed) -> Gemma forward
+  with the KV cache -> logits of the last position -> argmax.
+- decode_tokens_per_s: D greedy steps with the KV cache after the prefill.
+- load_ms: `from_pretrained` of --model (float32).
+- peak_rss_mb: peak resident set size of the process (ru_maxrss).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", choices=["paligemma-3b-224"])
+    src.add_argument("--model", help="a PaliGemma directory (times the load too)")
+    p.add_argument("--vision-layers", type=int)
+    p.add_argument("--text-layers", type=int)
+    p.add_argument("--instruction-tokens", type=int, default=16)
+    p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    p.add_argument("--json", action="store_true")
+    return p.parse_args()
+
+
+def median_ms(warmup, iters, fn):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times) if times else None
+
+
+def preset_config(args):
+    from transformers import GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
+
+    vision = SiglipVisionConfig(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=args.vision_layers or 27,
+        num_attention_heads=16,
+        image_size=224,
+        patch_size=14,
+        projection_dim=2048,
+        vision_use_head=False,
+    )
+    text = GemmaConfig(
+        vocab_size=257216,
+        hidden_size=2048,
+        intermediate_size=16384,
+        num_hidden_layers=args.text_layers or 18,
+        num_attention_heads=8,
+        num_key_value_heads=1,
+        head_dim=256,
+        max_position_embeddings=8192,
+        hidden_activation="gelu_pytorch_tanh",
+    )
+    return PaliGemmaConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        projection_dim=2048,
+        hidden_size=2048,
+        image_token_index=257152,
+        vocab_size=257216,
+    )
+
+
+def image_features(model, pixels):
+    out = model.get_image_features(pixels)
+    # transformers >= 5 may wrap the features in an output object.
+    if hasattr(out, "pooler_output") and out.pooler_output is not None:
+        out = out.pooler_output
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def main():
+    args = parse_args()
+    import torch
+    from transformers import PaliGemmaForConditionalGeneration
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    report = dict.fromkeys(
+        ["image_encode_ms", "control_step_ms", "prefill_ms", "decode_tokens_per_s", "load_ms", "peak_rss_mb"]
+    )
+    if args.model:
+        start = time.perf_counter()
+        model = PaliGemmaForConditionalGeneration.from_pretrained(args.model, torch_dtype=torch.float32)
+        report["load_ms"] = (time.perf_counter() - start) * 1e3
+    else:
+        model = PaliGemmaForConditionalGeneration(preset_config(args)).to(torch.float32)
+    model.eval()
+    cfg = model.config
+    text_cfg = cfg.text_config
+    d = text_cfg.hidden_size
+    vocab = text_cfg.vocab_size
+    size = cfg.vision_config.image_size
+    n_image = (size // cfg.vision_config.patch_size) ** 2
+    decoder = model.get_decoder()
+    lm_head = model.get_output_embeddings()
+    embed = model.get_input_embeddings()
+
+    def ids(n, salt):
+        return torch.tensor([[2 + (i * 7919 + salt * 104729) % (min(vocab, 200000) - 2) for i in range(n)]])
+
+    if args.iters > 0:
+        with torch.inference_mode():
+            pixels = lambda: torch.rand(1, 3, size, size) * 2 - 1  # noqa: E731
+            report["image_encode_ms"] = median_ms(args.warmup, args.iters, lambda: image_features(model, pixels()))
+
+            # Control step.
+            l = max(args.instruction_tokens, 2)
+            text = ids(l, 1)
+            action_token = torch.randn(d)
+            lstm = torch.nn.LSTM(d, 1024, num_layers=4, batch_first=True)
+
+            def mlp(out, tanh):
+                layers = [torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 512), torch.nn.ReLU()]
+                layers += [torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, out)]
+                return torch.nn.Sequential(*layers, *([torch.nn.Tanh()] if tanh else []))
+
+            arm_head, gripper_head = mlp(6, True), mlp(1, False)
+            history = [torch.randn(1, 1, d) for _ in range(8)]
+            seq = l + n_image + 1
+            full_mask = torch.zeros(1, 1, seq, seq)
+
+            def control_step():
+                emb = embed(text)
+                image = image_features(model, pixels())
+                x = torch.cat([emb[:, :1], image, emb[:, 1 : l - 1], action_token.view(1, 1, d), emb[:, l - 1 :]], 1)
+                hidden = decoder(inputs_embeds=x, attention_mask=full_mask, use_cache=False).last_hidden_state
+                history.append(hidden[:, seq - 2 : seq - 1])
+                del history[:-8]
+                out, _ = lstm(torch.cat(history, 1))
+                last = out[:, -1:]
+                return arm_head(last).numpy(), gripper_head(last).numpy()
+
+            report["control_step_ms"] = median_ms(args.warmup, args.iters, control_step)
+
+            # Prefill and decode.
+            features = image_features(model, pixels())
+            prompt = torch.cat([torch.full((1, n_image), cfg.image_token_index), ids(args.instruction_tokens, 2)], 1)
+            prompt[prompt == cfg.image_token_index] = 2
+            prompt[:, :n_image] = cfg.image_token_index
+
+            def prefill():
+                x = embed(prompt)
+                x[:, :n_image] = features
+                out = decoder(inputs_embeds=x, use_cache=True)
+                nxt = lm_head(out.last_hidden_state[:, -1:]).argmax(-1)
+                return out.past_key_values, nxt
+
+            report["prefill_ms"] = median_ms(args.warmup, args.iters, prefill)
+
+            if args.decode_tokens > 0:
+
+                def decode():
+                    cache, nxt = prefill()
+                    start = time.perf_counter()
+                    for _ in range(args.decode_tokens):
+                        out = decoder(inputs_embeds=embed(nxt), past_key_values=cache, use_cache=True)
+                        cache = out.past_key_values
+                        nxt = lm_head(out.last_hidden_state[:, -1:]).argmax(-1)
+                    return time.perf_counter() - start
+
+                for _ in range(args.warmup):
+                    decode()
+                rates = [args.decode_tokens / decode() for _ in range(args.iters)]
+                report["decode_tokens_per_s"] = statistics.median(rates)
+
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for k, v in report.items():
+            print(f"{k:<20} {'-' if v is None else f'{v:.2f}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
