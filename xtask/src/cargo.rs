@@ -24,7 +24,12 @@ pub fn cargo(args: &[&str]) -> Result<bool> {
 
 /// Builds `robovlm` with `features` (comma-separated) and returns the binary's path.
 pub fn build_robovlm(features: &str) -> Result<Option<PathBuf>> {
-    let mut args = vec!["build", "--profile", PROFILE, "-p", "robovlm-cli"];
+    build_robovlm_profile(PROFILE, features)
+}
+
+/// [`build_robovlm`] with another cargo profile (benchmarks use `release`).
+pub fn build_robovlm_profile(profile: &str, features: &str) -> Result<Option<PathBuf>> {
+    let mut args = vec!["build", "--profile", profile, "-p", "robovlm-cli"];
     if !features.is_empty() {
         args.extend(["--features", features]);
     }
@@ -33,7 +38,8 @@ pub fn build_robovlm(features: &str) -> Result<Option<PathBuf>> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    Ok(Some(target.join(PROFILE).join("robovlm")))
+    let dir = if profile == "dev" { "debug" } else { profile };
+    Ok(Some(target.join(dir).join("robovlm")))
 }
 
 /// A command for a child process. Software Vulkan (Mesa's lavapipe, used for WGPU without a GPU)

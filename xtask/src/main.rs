@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// robovlm bench against tools/bench_reference.py (PyTorch) on the same shapes: ratio table.
+    Bench(commands::bench::Args),
     /// Build robovlm and compare every case under PATH... with its golden references.
     Parity(commands::parity::Args),
     /// Unit tests and the parity suite once per backend (ndarray, flex, wgpu, cuda), with a summary.
@@ -28,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => commands::bench::run(args),
         Command::Parity(args) => commands::parity::run(args),
         Command::TestAllBackends(args) => commands::test_all_backends::run(args),
     };

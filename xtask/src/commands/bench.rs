@@ -1,0 +1,121 @@
+//! `cargo xtask bench`: `robovlm bench --json` and `tools/bench_reference.py --json` (PyTorch +
+//! transformers) on the same shapes, one after the other, and the ratio table.
+//!
+//! Ratios are ours ÷ PyTorch for times (≤ 1.0: we are at least as fast) and PyTorch ÷ ours for
+//! decode tokens/s (≤ 1.0 likewise), so every column reads the same way.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cargo::{build_robovlm_profile, tool, workspace_root};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Vision layers (full width; default 4 — the full 27 takes long on small machines).
+    #[arg(long, default_value_t = 4)]
+    vision_layers: usize,
+    /// Gemma layers (full width; default 2 of 18).
+    #[arg(long, default_value_t = 2)]
+    text_layers: usize,
+    /// Text tokens after the 256 image tokens.
+    #[arg(long, default_value_t = 16)]
+    instruction_tokens: usize,
+    /// Greedy tokens decoded for tokens/s.
+    #[arg(long, default_value_t = 16)]
+    decode_tokens: usize,
+    /// Timed runs per measurement (medians).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Backend of the robovlm side (the binary is built with it, release profile).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Python with torch and transformers installed.
+    #[arg(long, env = "ROBOVLM_BENCH_PYTHON", default_value = "python3")]
+    python: PathBuf,
+    /// Only run robovlm (no PyTorch side, no ratios).
+    #[arg(long)]
+    no_reference: bool,
+}
+
+const KEYS: [&str; 6] =
+    ["image_encode_ms", "control_step_ms", "prefill_ms", "decode_tokens_per_s", "load_ms", "peak_rss_mb"];
+
+fn run_json(mut cmd: std::process::Command, what: &str) -> Result<Value> {
+    eprintln!("+ {cmd:?}");
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("{what} printed no JSON report: {text}"))
+}
+
+/// Builds robovlm (release), runs both sides and prints the table.
+pub fn run(args: Args) -> Result<bool> {
+    let Some(bin) = build_robovlm_profile("release", &args.backend)? else { bail!("building robovlm failed") };
+    let shape = [
+        ("--vision-layers", args.vision_layers),
+        ("--text-layers", args.text_layers),
+        ("--instruction-tokens", args.instruction_tokens),
+        ("--decode-tokens", args.decode_tokens),
+        ("--iters", args.iters),
+        ("--warmup", args.warmup),
+    ];
+    let mut ours = tool(&bin);
+    ours.args(["bench", "--preset", "paligemma-3b-224", "--json", "--backend", &args.backend]);
+    for (flag, v) in shape {
+        ours.args([flag, &v.to_string()]);
+    }
+    let ours = run_json(ours, "robovlm bench")?;
+    let reference = if args.no_reference {
+        None
+    } else {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut py = tool(&args.python);
+        py.arg(workspace_root().join("tools/bench_reference.py"));
+        py.args(["--preset", "paligemma-3b-224", "--json", "--threads", &threads.to_string()]);
+        for (flag, v) in shape {
+            py.args([flag, &v.to_string()]);
+        }
+        Some(run_json(py, "tools/bench_reference.py")?)
+    };
+    println!(
+        "PaliGemma-3B width, {} vision + {} text layers, P={} D={}, medians of {} (backend {})",
+        args.vision_layers, args.text_layers, args.instruction_tokens, args.decode_tokens, args.iters, args.backend
+    );
+    println!("{:<22}{:>12}{:>12}{:>8}", "metric", "robovlm", "pytorch", "ratio");
+    let mut all_ok = true;
+    for key in KEYS {
+        let a = ours.get(key).and_then(Value::as_f64);
+        let b = reference.as_ref().and_then(|r| r.get(key)).and_then(Value::as_f64);
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(if key == "decode_tokens_per_s" { b / a } else { a / b }),
+            _ => None,
+        };
+        let timed = key != "peak_rss_mb" && key != "load_ms";
+        if timed && ratio.is_some_and(|r| r > 1.0) {
+            all_ok = false;
+        }
+        println!(
+            "{key:<22}{:>12}{:>12}{:>8}",
+            show(a),
+            show(b),
+            ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}"))
+        );
+    }
+    println!(
+        "ratio: ours ÷ PyTorch for times and memory, PyTorch ÷ ours for tokens/s (≤ 1.00: robovlm at least as good)"
+    );
+    if reference.is_some() {
+        println!("{}", if all_ok { "every timed ratio ≤ 1.00" } else { "some timed ratios > 1.00" });
+    }
+    Ok(true)
+}
