@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::store::{ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, TensorSnapshot};
+use burn::store::{KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 use burn::tensor::DType;
+
+mod file;
 
 /// A load failed; the message names the tensors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,17 +93,14 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(
         if !path.is_file() {
             return Err(err(path, "file not found".into()));
         }
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter.chain(CastToF32))
-            .skip_enum_variants(spec.skip_enum_variants)
-            .allow_partial(true);
-        for (from, to) in spec.prefixes {
-            store = store.with_key_remapping(format!("^{}", regex_literal(from)), to.to_string());
-        }
-        for (from, to) in spec.renames {
-            store = store.with_key_remapping(*from, to.to_string());
-        }
-        let report = module.load_from(&mut store).map_err(|e| err(path, e.to_string()))?;
+        let mut patterns: Vec<(String, String)> =
+            spec.prefixes.iter().map(|(from, to)| (format!("^{}", regex_literal(from)), (*to).to_owned())).collect();
+        patterns.extend(spec.renames.iter().map(|(from, to)| ((*from).to_owned(), (*to).to_owned())));
+        let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| err(path, format!("bad key pattern: {e}")))?;
+        let snapshots = file::snapshots(path).map_err(|m| err(path, m))?;
+        let (snapshots, _) = remapper.remap(snapshots);
+        let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(CastToF32));
+        let report = module.apply(snapshots, None, Some(adapter), spec.skip_enum_variants);
         if let Some(e) = report.errors.first() {
             return Err(err(path, e.to_string()));
         }
