@@ -23,6 +23,9 @@ enum Command {
     Bench(commands::bench::Args),
     /// Build robovlm and compare every case under PATH... with its golden references.
     Parity(commands::parity::Args),
+    /// Write a synthetic PaliGemma-3B-width checkpoint (random weights, reducible depth) for load
+    /// measurements.
+    SynthModel(commands::synth_model::Args),
     /// Unit tests and the parity suite once per backend (ndarray, flex, wgpu, cuda), with a summary.
     TestAllBackends(commands::test_all_backends::Args),
 }
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => commands::bench::run(args),
         Command::Parity(args) => commands::parity::run(args),
+        Command::SynthModel(args) => commands::synth_model::run(args),
         Command::TestAllBackends(args) => commands::test_all_backends::run(args),
     };
     match result {

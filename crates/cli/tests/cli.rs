@@ -354,3 +354,53 @@ fn dump_writes_fixture_named_tensors() {
     assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 + 1e-4 * b.abs()));
     assert!(st.tensor("text_hidden_states").is_ok() && st.tensor("input_ids").is_ok());
 }
+
+/// `robovlm bench --json` prints exactly the contract's keys; on a model directory every timing
+/// and the load are measured. (The numbers themselves are benchmarks, not test assertions.)
+#[test]
+fn bench_json_contract_and_bad_flags() {
+    let o = robovlm(&[
+        "bench",
+        "--model",
+        "fixtures/paligemma_tiny/model",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--decode-tokens",
+        "2",
+        "--instruction-tokens",
+        "4",
+        "--json",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want =
+        vec!["control_step_ms", "decode_tokens_per_s", "image_encode_ms", "load_ms", "peak_rss_mb", "prefill_ms"];
+    want.sort_unstable();
+    let mut got = keys.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    for k in want {
+        assert!(v[k].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{k}: {}", v[k]);
+    }
+    // --iters 0 measures loading only.
+    let o = robovlm(&["bench", "--model", "fixtures/paligemma_tiny/model", "--iters", "0", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(text(&o).0.trim()).expect("JSON");
+    assert!(v["load_ms"].as_f64().is_some() && v["prefill_ms"].is_null());
+
+    assert_clean_error(&robovlm(&["bench"]), "--preset");
+    assert_clean_error(
+        &robovlm(&["bench", "--preset", "paligemma-3b-224", "--model", "fixtures/paligemma_tiny/model"]),
+        "cannot be used with",
+    );
+    assert_clean_error(&robovlm(&["bench", "--preset", "paligemma-3b-224", "--vision-layers", "0"]), "at least 1");
+    assert_clean_error(
+        &robovlm(&["bench", "--model", "fixtures/paligemma_tiny/model", "--text-layers", "1"]),
+        "only apply to --preset",
+    );
+    assert_clean_error(&robovlm(&["bench", "--model", "fixtures/no_such_model"]), "no_such_model");
+    assert_clean_error(&robovlm(&["bench", "--preset", "paligemma-3b-224", "--dtype", "f16"]), "--dtype");
+}

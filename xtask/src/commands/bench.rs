@@ -41,6 +41,23 @@ pub struct Args {
     /// Only run robovlm (no PyTorch side, no ratios).
     #[arg(long)]
     no_reference: bool,
+    /// A model directory (e.g. from `cargo xtask synth-model`) instead of the random preset: both
+    /// sides load it (load_ms) and the report adds peak RSS ÷ checkpoint size. With `--iters 0`
+    /// only loading is measured.
+    #[arg(long, conflicts_with_all = ["vision_layers", "text_layers"])]
+    model: Option<PathBuf>,
+}
+
+/// Total size of the `*.safetensors` files in `dir`.
+fn checkpoint_bytes(dir: &std::path::Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            total += std::fs::metadata(&path)?.len();
+        }
+    }
+    Ok(total)
 }
 
 const KEYS: [&str; 6] =
@@ -60,16 +77,25 @@ fn run_json(mut cmd: std::process::Command, what: &str) -> Result<Value> {
 /// Builds robovlm (release), runs both sides and prints the table.
 pub fn run(args: Args) -> Result<bool> {
     let Some(bin) = build_robovlm_profile("release", &args.backend)? else { bail!("building robovlm failed") };
+    let layers = [("--vision-layers", args.vision_layers), ("--text-layers", args.text_layers)];
+    let source: Vec<String> = match &args.model {
+        Some(dir) => vec!["--model".into(), dir.display().to_string()],
+        None => {
+            let mut v = vec!["--preset".to_owned(), "paligemma-3b-224".to_owned()];
+            for (flag, n) in layers {
+                v.extend([flag.to_owned(), n.to_string()]);
+            }
+            v
+        }
+    };
     let shape = [
-        ("--vision-layers", args.vision_layers),
-        ("--text-layers", args.text_layers),
         ("--instruction-tokens", args.instruction_tokens),
         ("--decode-tokens", args.decode_tokens),
         ("--iters", args.iters),
         ("--warmup", args.warmup),
     ];
     let mut ours = tool(&bin);
-    ours.args(["bench", "--preset", "paligemma-3b-224", "--json", "--backend", &args.backend]);
+    ours.args(["bench", "--json", "--backend", &args.backend]).args(&source);
     for (flag, v) in shape {
         ours.args([flag, &v.to_string()]);
     }
@@ -80,16 +106,26 @@ pub fn run(args: Args) -> Result<bool> {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let mut py = tool(&args.python);
         py.arg(workspace_root().join("tools/bench_reference.py"));
-        py.args(["--preset", "paligemma-3b-224", "--json", "--threads", &threads.to_string()]);
+        py.args(["--json", "--threads", &threads.to_string()]).args(&source);
         for (flag, v) in shape {
             py.args([flag, &v.to_string()]);
         }
         Some(run_json(py, "tools/bench_reference.py")?)
     };
-    println!(
-        "PaliGemma-3B width, {} vision + {} text layers, P={} D={}, medians of {} (backend {})",
-        args.vision_layers, args.text_layers, args.instruction_tokens, args.decode_tokens, args.iters, args.backend
-    );
+    match &args.model {
+        Some(dir) => println!(
+            "{}, P={} D={}, medians of {} (backend {})",
+            dir.display(),
+            args.instruction_tokens,
+            args.decode_tokens,
+            args.iters,
+            args.backend
+        ),
+        None => println!(
+            "PaliGemma-3B width, {} vision + {} text layers, P={} D={}, medians of {} (backend {})",
+            args.vision_layers, args.text_layers, args.instruction_tokens, args.decode_tokens, args.iters, args.backend
+        ),
+    }
     println!("{:<22}{:>12}{:>12}{:>8}", "metric", "robovlm", "pytorch", "ratio");
     let mut all_ok = true;
     for key in KEYS {
@@ -109,6 +145,16 @@ pub fn run(args: Args) -> Result<bool> {
             show(a),
             show(b),
             ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}"))
+        );
+    }
+    if let Some(dir) = &args.model {
+        let mib = checkpoint_bytes(dir)? as f64 / (1u64 << 20) as f64;
+        let per = |r: Option<&Value>| r.and_then(|r| r.get("peak_rss_mb")).and_then(Value::as_f64).map(|m| m / mib);
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        println!(
+            "peak RSS ÷ checkpoint size ({mib:.0} MiB): robovlm {}  pytorch {}",
+            show(per(Some(&ours))),
+            show(per(reference.as_ref()))
         );
     }
     println!(

@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod parity;
+pub mod synth_model;
 pub mod test_all_backends;
