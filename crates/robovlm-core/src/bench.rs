@@ -36,7 +36,7 @@ pub struct BenchSpec {
     pub decode_tokens: usize,
     /// Timed runs (median reported); 0 measures only loading.
     pub iters: usize,
-    /// Untimed runs first.
+    /// Untimed runs first (at least one is always made).
     pub warmup: usize,
     /// The control step's head: RoboVLMs LSTM, 4 layers, hidden 1024, window 8, history "post".
     pub head: HeadConfig,
@@ -111,9 +111,10 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-/// Runs `f` `warmup` times, then times it `iters` times; median in ms.
+/// Runs `f` `warmup` times (at least once: Burn initialises random parameters lazily, on first
+/// use, and that must not be timed), then times it `iters` times; median in ms.
 fn time_median(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Option<f64>> {
-    for _ in 0..warmup {
+    for _ in 0..warmup.max(1) {
         f()?;
     }
     let mut times = Vec::with_capacity(iters);

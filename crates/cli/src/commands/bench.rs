@@ -56,7 +56,7 @@ pub struct BenchArgs {
     /// Timed runs per measurement; the median is reported.
     #[arg(long, value_name = "K", default_value_t = 5)]
     iters: usize,
-    /// Untimed warm-up runs before timing.
+    /// Untimed warm-up runs before timing (at least one is made: parameters initialise lazily).
     #[arg(long, value_name = "W", default_value_t = 1)]
     warmup: usize,
     /// Backend (default: the fastest CPU backend compiled in).
