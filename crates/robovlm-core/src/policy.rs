@@ -277,6 +277,9 @@ impl<B: Backend> Policy<B> {
 ///
 /// # Shapes
 /// - `pixels`: `[rows, 3, H, W]`; `text`: `rows` rows of at least 2 tokens
+///
+/// # Panics
+/// If `pixels` and `text` disagree on `rows` ([`Policy::forward_vlm`] checks this for users).
 pub fn forward_vlm_ids<B: Backend>(
     backbone: &PaliGemma<B>,
     action_token: &Tensor<B, 1>,
