@@ -9,7 +9,9 @@
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::activation::{gelu_approximate, softmax};
+use robovlm_ops::layer_norm;
 
 /// GPT-2's `Conv1D`: a linear layer stored `[in, out]`.
 #[derive(Module, Debug)]
@@ -60,13 +62,15 @@ impl<B: Backend> GptAttention<B> {
             qkv.clone().slice([0..batch, 0..seq, i * n..(i + 1) * n]).reshape([batch, seq, h, d]).swap_dims(1, 2)
         };
         let (q, k, v) = (part(0), part(1), part(2));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
+        // Scores and softmax in f32 whatever the precision (no f16 overflow in q·kᵀ).
+        let dtype = v.dtype();
+        let scores = q.cast(DType::F32).matmul(k.cast(DType::F32).swap_dims(2, 3)).div_scalar((d as f64).sqrt());
         let future: Vec<bool> = (0..seq * seq).map(|i| i % seq > i / seq).collect();
         let future = Tensor::<B, 2, Bool>::from_data(TensorData::new(future, [seq, seq]), &scores.device())
             .unsqueeze::<4>()
             .expand([batch, h, seq, seq]);
         let scores = scores.mask_fill(future, MASKED_SCORE);
-        let out = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, seq, n]);
+        let out = softmax(scores, 3).cast(dtype).matmul(v).swap_dims(1, 2).reshape([batch, seq, n]);
         self.c_proj.forward(out)
     }
 }
@@ -141,9 +145,9 @@ impl<B: Backend> Gpt<B> {
         let pe = self.wpe.weight.val().slice([0..seq, 0..n]).unsqueeze::<3>().expand([batch, seq, n]);
         let mut x = x + pe;
         for block in &self.h {
-            x = x.clone() + block.attn.forward(block.ln_1.forward(x));
-            x = x.clone() + block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(block.ln_2.forward(x))));
+            x = x.clone() + block.attn.forward(layer_norm(&block.ln_1, GPT_LN_EPS, x));
+            x = x.clone() + block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(layer_norm(&block.ln_2, GPT_LN_EPS, x))));
         }
-        self.ln_f.forward(x)
+        layer_norm(&self.ln_f, GPT_LN_EPS, x)
     }
 }

@@ -4,14 +4,31 @@
 //! Reference: RoboVLMs `robovlms/model/policy_head/base_policy.py` (`LSTMDecoder`, `FCDecoder`,
 //! `GPTDecoder`) at commit 8adc1d28.
 
+use burn::module::{ModuleMapper, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::{DType, get_device_settings};
 
 use crate::config::{DownSample, HeadConfig, HeadKind};
 use crate::gpt::Gpt;
 use crate::history::HeadState;
 use crate::lstm::Lstm;
 use crate::mlp::{SeqLayer, Sequential, forward_layers};
+
+/// The precision heads compute in, whatever the backbone's (`--dtype`): a head is small
+/// (≤ 60 M parameters, a few ms per step) and its outputs drive the robot directly, so f16
+/// buys nothing there and its rounding (measured: arm actions off by 1.2e-2 on the GPT fixture)
+/// would be paid in action accuracy. Inputs are cast on entry; outputs are f32.
+pub const HEAD_DTYPE: DType = DType::F32;
+
+/// Casts every float parameter to [`HEAD_DTYPE`].
+struct ToHeadDtype;
+
+impl<B: Backend> ModuleMapper<B> for ToHeadDtype {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|t| t.cast(HEAD_DTYPE))
+    }
+}
 
 /// A continuous RoboVLMs policy head. Field names follow the checkpoint (`act_head.*`): exactly
 /// one of `rnn` (LSTM), `mlp` (FC) or `gpt` (+ optional `fc`) is present.
@@ -73,6 +90,11 @@ impl<B: Backend> ActionHead<B> {
                 head.gpt = Some(Gpt::new(hid, c.window_size, c.gpt_layers, c.gpt_heads, device));
             }
         }
+        // Parameters are created in the device's precision; a half-precision run moves them to
+        // the head's (loading from a checkpoint replaces them with f32 tensors anyway).
+        if DType::from(get_device_settings::<B>(device).float_dtype) != HEAD_DTYPE {
+            head = head.map(&mut ToHeadDtype);
+        }
         head
     }
 
@@ -125,9 +147,10 @@ impl<B: Backend> ActionHead<B> {
     /// Training / batch forward over whole windows from a zero state (no history kept).
     ///
     /// # Shapes
-    /// - `tokens`: `[batch, time, tokens, in_features]` (the action-token hidden states)
+    /// - `tokens`: `[batch, time, tokens, in_features]` (the action-token hidden states, any
+    ///   float dtype; computed in [`HEAD_DTYPE`])
     pub fn forward(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
-        let x = self.reduce(tokens);
+        let x = self.reduce(tokens.cast(HEAD_DTYPE));
         let x = match self.kind() {
             HeadKind::Lstm => self.rnn.as_ref().expect("lstm").forward(x, None).0,
             HeadKind::Fc => self.run_fc(x),
@@ -146,7 +169,7 @@ impl<B: Backend> ActionHead<B> {
     /// # Shapes
     /// - `tokens`: `[batch, tokens, in_features]` for this step; returns time = 1
     pub fn step(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
-        let x = self.reduce(tokens.unsqueeze_dim::<4>(1));
+        let x = self.reduce(tokens.cast(HEAD_DTYPE).unsqueeze_dim::<4>(1));
         let x = match self.kind() {
             HeadKind::Fc => self.run_fc(x),
             HeadKind::Lstm => {

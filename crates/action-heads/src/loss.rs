@@ -30,6 +30,9 @@ pub fn continuous_loss<B: Backend>(
     mask: Option<Tensor<B, 3>>,
 ) -> ContinuousLoss<B> {
     let [b, t, n, a] = arm.dims();
+    // Labels, mask and metrics in the predictions' dtype (f32 heads in a half-precision run).
+    let dtype = arm.dtype();
+    let (labels, mask) = (labels.cast(dtype), mask.map(|m| m.cast(dtype)));
     let arm_labels = labels.clone().slice([0..b, 0..t, 0..n, 0..a]);
     let g_labels = labels.slice([0..b, 0..t, 0..n, a..a + 1]);
     let diff = (arm - arm_labels).abs();
@@ -41,8 +44,8 @@ pub fn continuous_loss<B: Backend>(
     let x = gripper_logits;
     let bce =
         x.clone().clamp_min(0.0) - x.clone() * g_labels.clone() + x.clone().abs().neg().exp().add_scalar(1.0).log();
-    let predicted = x.greater_elem(0.0).float(); // sigmoid(x) > 0.5 ⇔ x > 0
-    let correct = predicted.equal(g_labels).float();
+    let predicted = x.greater_elem(0.0).float().cast(dtype); // sigmoid(x) > 0.5 ⇔ x > 0
+    let correct = predicted.equal(g_labels).float().cast(dtype);
     match mask {
         None => ContinuousLoss { loss_arm: huber.mean(), loss_gripper: bce.mean(), acc_gripper: correct.mean() },
         Some(mask) => {

@@ -64,12 +64,9 @@ impl<B: Backend> Lstm<B> {
     pub fn forward(&self, x: Tensor<B, 3>, state: Option<LstmState<B>>) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
         let h_size = self.hidden_size();
-        let device = x.device();
-        let mut state = state.unwrap_or_else(|| {
-            (0..self.layers.len())
-                .map(|_| (Tensor::zeros([batch, h_size], &device), Tensor::zeros([batch, h_size], &device)))
-                .collect()
-        });
+        let (device, dtype) = (x.device(), x.dtype());
+        let zeros = || Tensor::zeros([batch, h_size], (&device, dtype));
+        let mut state = state.unwrap_or_else(|| (0..self.layers.len()).map(|_| (zeros(), zeros())).collect());
         let mut input = x;
         for (layer, (h, c)) in self.layers.iter().zip(state.iter_mut()) {
             // Input projections for all steps at once (2-D, so the transposed weight is read in

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use robovlm_weights::{LoadSpec, load};
 
 use crate::error::{Error, Result};
-use crate::head::ActionHead;
+use crate::head::{ActionHead, HEAD_DTYPE};
 
 /// Checkpoint tensors that are not parameters, each with its reason.
 pub const IGNORED: &[(&str, &str)] = &[
@@ -20,7 +20,8 @@ pub const IGNORED: &[(&str, &str)] = &[
 ];
 
 impl<B: Backend> ActionHead<B> {
-    /// Loads every head tensor stored under `prefix` (e.g. `model.act_head.`).
+    /// Loads every head tensor stored under `prefix` (e.g. `model.act_head.`), in f32 whatever
+    /// the backbone's precision (see [`HEAD_DTYPE`]).
     pub fn load_safetensors(&mut self, path: &Path, prefix: &str) -> Result<()> {
         let ignored: Vec<&str> = IGNORED.iter().map(|(s, _)| *s).collect();
         let spec = LoadSpec {
@@ -29,6 +30,7 @@ impl<B: Backend> ActionHead<B> {
             roots: &["rnn.", "mlp.", "fc.", "gpt.", "actions.", "gripper."],
             ignored_suffixes: &ignored,
             skip_enum_variants: true,
+            dtype: Some(HEAD_DTYPE),
         };
         load(self, &[path], &spec).map_err(|e| Error::Weights { path: e.path, message: e.message })
     }

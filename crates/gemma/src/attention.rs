@@ -2,8 +2,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use robovlm_ops::attention;
 
 use crate::config::GemmaConfig;
 use crate::kv_cache::KvCache;
@@ -79,7 +78,7 @@ impl<B: Backend> Attention<B> {
             }
         };
         let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
-        let out = attention(q, repeat(k), repeat(v), None, bias, AttentionModuleOptions::default());
+        let out = attention(q, repeat(k), repeat(v), bias);
         matvec::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
     }
 }

@@ -2,6 +2,7 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use crate::config::GemmaConfig;
 use crate::decoder_layer::DecoderLayer;
@@ -99,7 +100,9 @@ impl<B: Backend> Decoder<B> {
         let [batch, seq, hidden] = embeds.dims();
         assert_eq!(positions.len(), batch * seq, "positions must be [batch, seq]");
         let normalizer = f64::from((hidden as f32).sqrt());
-        let mut x = embeds.mul_scalar(normalizer);
+        // The residual stream is kept in f32 whatever the compute precision: Gemma's activations
+        // grow past f16's range (≈ 6.5e4) in deep layers; only the blocks run in half precision.
+        let mut x = embeds.cast(DType::F32).mul_scalar(normalizer);
         let rope = Rope::new(self.head_dim, self.rope_theta).tables::<B>(positions, batch, &x.device());
         let mut hidden_states = Vec::new();
         let mut caches = caches.map(|c| {
@@ -116,7 +119,8 @@ impl<B: Backend> Decoder<B> {
         let last_layer_prenorm = keep_hidden_states.then(|| x.clone());
         let hidden = self.norm.forward(x);
         if keep_hidden_states {
-            hidden_states.push(hidden.clone());
+            // Like the per-layer entries (the residual stream), in f32.
+            hidden_states.push(hidden.clone().cast(DType::F32));
         }
         DecoderOutput { hidden, hidden_states, last_layer_prenorm }
     }

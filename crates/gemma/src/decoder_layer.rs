@@ -41,7 +41,10 @@ impl<B: Backend> DecoderLayer<B> {
         bias: Option<&Tensor<B, 4>>,
         cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
-        let x = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), rope, bias, cache);
-        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+        // `x` is the f32 residual stream; the norms hand the blocks the compute precision and
+        // their outputs are added back in f32 (no-op casts in f32).
+        let dtype = x.dtype();
+        let x = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), rope, bias, cache).cast(dtype);
+        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)).cast(dtype)
     }
 }

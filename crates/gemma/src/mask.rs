@@ -6,6 +6,7 @@
 //! a fully masked row degrades like transformers' instead of producing NaN).
 
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// Which keys each query may attend to, `[batch, queries, keys]` row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,9 @@ impl AttentionMask {
     /// Additive bias `[batch, 1, queries, keys]`: 0 where allowed, `f32::MIN` where masked.
     pub fn to_bias<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
         let values: Vec<f32> = self.allowed.iter().map(|&a| if a { 0.0 } else { f32::MIN }).collect();
-        Tensor::from_data(TensorData::new(values, [self.batch, 1, self.queries, self.keys]), device)
+        // Always f32: `f32::MIN` has no f16 value, and the attention scores it is added to are
+        // f32 whatever the compute precision (robovlm_ops::attention).
+        Tensor::from_data(TensorData::new(values, [self.batch, 1, self.queries, self.keys]), (device, DType::F32))
     }
 }
 

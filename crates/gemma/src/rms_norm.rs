@@ -2,12 +2,14 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// `GemmaRMSNorm`: `x · rsqrt(mean(x²) + eps) · (1 + weight)`, computed in f32.
 ///
 /// Stored weights are offsets around 0 (the `1 +` is in the forward), so checkpoint values load
-/// unchanged — Burn's `nn::RmsNorm` would need `weight + 1` baked in. Inputs of other float
-/// dtypes are upcast for the reduction and cast back, as transformers does.
+/// unchanged — Burn's `nn::RmsNorm` would need `weight + 1` baked in. The input (Gemma's f32
+/// residual stream, see [`crate::decoder`]) is reduced in f32 and the result comes out in the
+/// weights' dtype, the compute precision of the projections that follow.
 #[derive(Module, Debug)]
 pub struct RmsNorm<B: Backend> {
     /// Scale offsets, `[hidden]`.
@@ -25,10 +27,11 @@ impl<B: Backend> RmsNorm<B> {
     /// # Shapes
     /// - `x`, returns: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let dtype = x.dtype();
-        let x = x.cast(burn::tensor::DType::F32);
+        let weight = self.weight.val();
+        let dtype = weight.dtype();
+        let x = x.cast(DType::F32);
         let inv_rms = x.clone().powi_scalar(2).mean_dim(2).add_scalar(self.eps).sqrt().recip();
-        let scale = self.weight.val().cast(burn::tensor::DType::F32).add_scalar(1.0).unsqueeze::<3>();
+        let scale = weight.cast(DType::F32).add_scalar(1.0).unsqueeze::<3>();
         (x * inv_rms * scale).cast(dtype)
     }
 }

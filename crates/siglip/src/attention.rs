@@ -2,8 +2,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use robovlm_ops::attention;
 
 /// `SiglipAttention`: biased q/k/v/out projections, scale `head_dim^-0.5`, no mask.
 #[derive(Module, Debug)]
@@ -36,7 +35,7 @@ impl<B: Backend> Attention<B> {
         let k = heads(self.k_proj.forward(x.clone()));
         let v = heads(self.v_proj.forward(x));
         // Default scale is 1/sqrt(head_dim), as SigLIP's.
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let out = attention(q, k, v, None);
         self.out_proj.forward(out.swap_dims(1, 2).reshape([batch, tokens, hidden]))
     }
 }

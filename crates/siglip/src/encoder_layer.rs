@@ -2,6 +2,7 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use robovlm_ops::layer_norm;
 
 use crate::attention::Attention;
 use crate::config::VisionConfig;
@@ -18,6 +19,8 @@ pub struct EncoderLayer<B: Backend> {
     pub layer_norm2: LayerNorm<B>,
     /// Feed-forward block.
     pub mlp: Mlp<B>,
+    /// Epsilon of both norms (burn's `LayerNorm` does not expose its own).
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> EncoderLayer<B> {
@@ -28,13 +31,17 @@ impl<B: Backend> EncoderLayer<B> {
             self_attn: Attention::new(c.hidden_size, c.num_attention_heads, device),
             layer_norm2: norm(),
             mlp: Mlp::new(c.hidden_size, c.intermediate_size, device),
+            layer_norm_eps: c.layer_norm_eps,
         }
     }
 
+    /// The norms compute in f32 whatever the precision (see [`robovlm_ops::layer_norm`]).
+    ///
     /// # Shapes
     /// - `x`, returns: `[batch, tokens, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+        let eps = self.layer_norm_eps;
+        let x = x.clone() + self.self_attn.forward(layer_norm(&self.layer_norm1, eps, x));
+        x.clone() + self.mlp.forward(layer_norm(&self.layer_norm2, eps, x))
     }
 }

@@ -2,6 +2,7 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use robovlm_ops::layer_norm;
 
 use crate::config::VisionConfig;
 use crate::embeddings::Embeddings;
@@ -27,6 +28,8 @@ pub struct VisionTower<B: Backend> {
     pub encoder: Encoder<B>,
     /// Final LayerNorm.
     pub post_layernorm: LayerNorm<B>,
+    /// Its epsilon (burn's `LayerNorm` does not expose its own).
+    pub layer_norm_eps: f64,
 }
 
 /// Every intermediate of one forward pass, for parity checks and debugging.
@@ -46,6 +49,7 @@ impl<B: Backend> VisionTower<B> {
             embeddings: Embeddings::new(c, device),
             encoder: Encoder { layers: (0..c.num_hidden_layers).map(|_| EncoderLayer::new(c, device)).collect() },
             post_layernorm: LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device),
+            layer_norm_eps: c.layer_norm_eps,
         }
     }
 
@@ -56,7 +60,7 @@ impl<B: Backend> VisionTower<B> {
     /// - returns: `[batch, num_patches, hidden]` (`last_hidden_state`)
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
         let x = self.encoder.layers.iter().fold(self.embeddings.forward(pixels), |x, layer| layer.forward(x));
-        self.post_layernorm.forward(x)
+        layer_norm(&self.post_layernorm, self.layer_norm_eps, x)
     }
 
     /// Like [`Self::forward`], keeping the embeddings and every layer's output.
@@ -68,7 +72,7 @@ impl<B: Backend> VisionTower<B> {
             x = layer.forward(x);
             layer_outputs.push(x.clone());
         }
-        let last_hidden_state = self.post_layernorm.forward(x);
+        let last_hidden_state = layer_norm(&self.post_layernorm, self.layer_norm_eps, x);
         VisionTowerOutput { embeddings, layer_outputs, last_hidden_state }
     }
 }

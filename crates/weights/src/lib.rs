@@ -32,22 +32,27 @@ pub struct LoadSpec<'a> {
     pub ignored_suffixes: &'a [&'a str],
     /// Match `Vec`-of-enum entries without the variant name (PyTorch `nn.Sequential` indices).
     pub skip_enum_variants: bool,
+    /// Float dtype the tensors are cast to; `None` = the default device's float dtype (the
+    /// compute precision). Modules that always compute in one precision say so here.
+    pub dtype: Option<DType>,
 }
 
-/// Casts every floating-point tensor to F32 as it is read: burn-store keeps stored dtypes, and
-/// a half-precision tensor in an f32 model fails at its first matmul (ndarray cannot hold one).
+/// Casts every floating-point tensor to the compute precision as it is read: burn-store keeps
+/// stored dtypes, and a bf16 tensor in an f32 model fails at its first matmul (ndarray cannot
+/// hold one), as would an f32 tensor among f16 ones.
 #[derive(Debug, Clone, Copy)]
-struct CastToF32;
+struct CastTo(DType);
 
-impl ModuleAdapter for CastToF32 {
+impl ModuleAdapter for CastTo {
     fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
-        if !matches!(snapshot.dtype, DType::F16 | DType::BF16 | DType::F64) {
+        let target = self.0;
+        if snapshot.dtype == target || !matches!(snapshot.dtype, DType::F16 | DType::BF16 | DType::F32 | DType::F64) {
             return snapshot.clone();
         }
         let read = snapshot.clone_data_fn();
         TensorSnapshot::from_closure(
-            std::rc::Rc::new(move || Ok(read()?.convert_dtype(DType::F32))),
-            DType::F32,
+            std::rc::Rc::new(move || Ok(read()?.convert_dtype(target))),
+            target,
             snapshot.shape.clone(),
             snapshot.path_stack.clone().unwrap_or_default(),
             snapshot.container_stack.clone().unwrap_or_default(),
@@ -81,6 +86,10 @@ fn abbreviate(names: &[String]) -> String {
 /// Loads `files` into `module` under `spec`. Every module parameter must be found in some file;
 /// a tensor mapped under one of `spec.roots` that no parameter takes is an error unless its key
 /// ends with one of `spec.ignored_suffixes`.
+///
+/// Floating-point tensors are cast to the default device's float dtype (the compute precision
+/// the binary set before creating any tensor: f32 unless `--dtype` says otherwise), whatever
+/// their stored dtype.
 pub fn load<B: Backend, M: ModuleSnapshot<B>>(
     module: &mut M,
     files: &[&Path],
@@ -89,6 +98,8 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(
     let first = files.first().copied().unwrap_or(Path::new("<no weight files>"));
     let err = |path: &Path, message: String| LoadError { path: path.to_owned(), message };
     let (mut expected, mut applied) = (BTreeSet::new(), BTreeSet::new());
+    let target: DType =
+        spec.dtype.unwrap_or_else(|| burn::tensor::get_device_settings::<B>(&B::Device::default()).float_dtype.into());
     for &path in files {
         if !path.is_file() {
             return Err(err(path, "file not found".into()));
@@ -99,7 +110,7 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(
         let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| err(path, format!("bad key pattern: {e}")))?;
         let snapshots = file::snapshots(path).map_err(|m| err(path, m))?;
         let (snapshots, _) = remapper.remap(snapshots);
-        let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(CastToF32));
+        let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(CastTo(target)));
         let report = module.apply(snapshots, None, Some(adapter), spec.skip_enum_variants);
         if let Some(e) = report.errors.first() {
             return Err(err(path, e.to_string()));

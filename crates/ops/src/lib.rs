@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod attention;
+mod gelu;
+mod norm;
+#[cfg(test)]
+mod test_utils;
+
+pub use attention::attention;
+pub use gelu::gelu_tanh;
+pub use norm::layer_norm;
