@@ -10,6 +10,8 @@ use std::fmt;
 
 use anyhow::{Result, bail};
 use burn::prelude::Backend;
+use burn::tensor::backend::set_default_float_dtype;
+use burn::tensor::{FloatDType, get_device_settings};
 
 /// A backend the binary can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,18 +102,86 @@ pub trait OnBackend {
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output;
 }
 
-/// Runs `job` on the chosen backend (compiled in and usable, else a clear error).
-pub fn run_on<J: OnBackend>(kind: BackendKind, job: J) -> Result<J::Output> {
+/// Compute precision requested with `--dtype`.
+///
+/// Burn 0.21 tensors carry their dtype at run time, so precision is not a second backend type
+/// (which would compile every model twice): it is the device's default float dtype, set here
+/// before the first tensor exists. Everything created without an explicit dtype follows it —
+/// module parameters, loaded weights (cast while reading), inputs — and the models keep their
+/// overflow-prone steps (norms, attention scores and softmax, Gemma's residual stream) in f32
+/// whatever it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dtype {
+    /// 32-bit float (every backend; the parity reference precision).
+    #[default]
+    F32,
+    /// IEEE half precision (flex, wgpu where the adapter has shader-f16, cuda).
+    F16,
+    /// bfloat16 (flex, cuda; not wgpu).
+    Bf16,
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Dtype {
+    fn float_dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+/// Makes `dtype` the device's float precision, or says why the backend cannot compute in it.
+fn set_precision<B: Backend>(kind: BackendKind, dtype: Dtype, device: &B::Device) -> Result<()> {
+    let wanted = dtype.float_dtype();
+    // Known gaps first, with the reason: lavapipe and most Vulkan drivers report bf16 as
+    // storable, yet its kernels fail on a worker thread (`UnsupportedType("cube.bf16")`).
+    if dtype == Dtype::Bf16 && kind == BackendKind::Wgpu {
+        bail!("--dtype bf16 is not supported on backend `wgpu` (WGSL has no bfloat16); use --dtype f16, or bf16 on flex or cuda");
+    }
+    if !B::supports_dtype(device, wanted.into()) {
+        bail!("--dtype {dtype} is not supported on backend `{kind}` on this machine{}", match kind {
+            BackendKind::Ndarray => " (burn-ndarray has no half-precision kernels); use flex, wgpu or cuda",
+            BackendKind::Wgpu => " (the adapter lacks 16-bit float shaders)",
+            _ => "",
+        });
+    }
+    // Settings are fixed once per device and process, by this call or by the first tensor
+    // (reading them fixes them too): a second job in the same process may only agree.
+    if set_default_float_dtype::<B>(device, wanted).is_err() && get_device_settings::<B>(device).float_dtype != wanted {
+        bail!("backend `{kind}` already computes in another precision in this process; --dtype {dtype} needs a new process");
+    }
+    Ok(())
+}
+
+/// Runs `job` on the chosen backend in the chosen precision (compiled in, usable and supported,
+/// else a clear error).
+pub fn run_on<J: OnBackend>(kind: BackendKind, dtype: Dtype, job: J) -> Result<J::Output> {
     kind.ensure_usable()?;
+    fn go<B: Backend, J: OnBackend>(kind: BackendKind, dtype: Dtype, job: J) -> Result<J::Output> {
+        let device = B::Device::default();
+        set_precision::<B>(kind, dtype, &device)?;
+        Ok(job.run::<B>(&device))
+    }
     match kind {
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => Ok(job.run::<burn::backend::NdArray<f32>>(&Default::default())),
+        BackendKind::Ndarray => go::<burn::backend::NdArray<f32>, J>(kind, dtype, job),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => Ok(job.run::<burn::backend::Flex<f32>>(&Default::default())),
+        BackendKind::Flex => go::<burn::backend::Flex<f32>, J>(kind, dtype, job),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => Ok(job.run::<burn::backend::Wgpu<f32>>(&Default::default())),
+        BackendKind::Wgpu => go::<burn::backend::Wgpu<f32>, J>(kind, dtype, job),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => Ok(job.run::<burn::backend::Cuda<f32>>(&Default::default())),
+        BackendKind::Cuda => go::<burn::backend::Cuda<f32>, J>(kind, dtype, job),
         #[allow(unreachable_patterns)]
         other => bail!("backend `{other}` is not compiled into this binary"),
     }

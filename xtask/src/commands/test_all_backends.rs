@@ -1,4 +1,4 @@
-//! `cargo xtask test-all-backends`: unit tests + the parity suite once per backend.
+//! `cargo xtask test-all-backends`: unit tests + the parity suite once per backend and dtype.
 //!
 //! Builds are cumulative so dependencies compile once: flex (the default), then + ndarray, then
 //! + wgpu, then + cuda. Each crate's test backend follows the features by priority
@@ -6,8 +6,13 @@
 //! A backend without a usable device (checked with `robovlm backends --check`) is SKIPPED with
 //! the reason after the `robovlm` binary is built with it (every crate instantiated for that
 //! backend, so it provably compiles) — never reported as passing.
+//!
+//! The parity suite then runs once per precision the backend supports (`robovlm parity
+//! --dtype`); a precision it does not support must be *refused* with a clear error, and that
+//! refusal is checked too. One table row per backend and dtype: result, worst error (the
+//! parity run's `worst overall` line) and the parity run's wall time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -20,6 +25,10 @@ pub struct Args {
     /// Backends to run, comma-separated (default: all four).
     #[arg(long, value_delimiter = ',', default_value = "flex,ndarray,wgpu,cuda")]
     backends: Vec<String>,
+    /// Precisions to run the parity suite in, comma-separated (f32, f16, bf16). A precision the
+    /// backend does not support is checked to be refused instead.
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16")]
+    dtypes: Vec<String>,
     /// Case folders for the parity run.
     #[arg(long, default_value = "fixtures")]
     fixtures: PathBuf,
@@ -29,6 +38,17 @@ enum Outcome {
     Pass,
     Fail(String),
     Skipped(String),
+    /// The precision is not supported on the backend and was refused with a clear error.
+    Refused(String),
+}
+
+/// One row of the report.
+struct Row {
+    backend: &'static str,
+    dtype: String,
+    outcome: Outcome,
+    worst: String,
+    secs: f64,
 }
 
 /// The cumulative feature set that tests `backend` (see the module doc).
@@ -41,53 +61,101 @@ fn features_for(backend: &str) -> &'static str {
     }
 }
 
-fn one(backend: &str, fixtures: &PathBuf) -> Result<Outcome> {
+/// Whether `robovlm` computes in `dtype` on `backend` (mirrors `crates/cli/src/backend.rs`;
+/// a mismatch shows up as a failed row, never as a silent pass).
+fn supports(backend: &str, dtype: &str) -> bool {
+    match (backend, dtype) {
+        (_, "f32") => true,
+        ("ndarray", _) => false,
+        ("wgpu", "bf16") => false,
+        _ => true,
+    }
+}
+
+/// Runs `robovlm parity` in one precision; returns the outcome and the `worst overall` text.
+fn parity(bin: &Path, backend: &str, dtype: &str, fixtures: &Path) -> Result<(Outcome, String)> {
+    eprintln!("+ {} parity --backend {backend} --dtype {dtype} {}", bin.display(), fixtures.display());
+    let out = tool(bin)
+        .args(["parity", "--backend", backend, "--dtype", dtype])
+        .arg(fixtures)
+        .current_dir(workspace_root())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    let worst =
+        stdout.lines().find_map(|l| l.strip_prefix("worst overall: ")).unwrap_or("-").trim().to_owned();
+    if !supports(backend, dtype) {
+        let refused = !out.status.success() && stderr.contains("not supported");
+        return Ok(if refused {
+            let reason = stderr.lines().find(|l| l.contains("not supported")).unwrap_or_default();
+            (Outcome::Refused(reason.trim_start_matches("error: ").to_owned()), "-".into())
+        } else {
+            (Outcome::Fail("expected a clear 'not supported' error".into()), worst)
+        });
+    }
+    Ok(if out.status.success() { (Outcome::Pass, worst) } else { (Outcome::Fail("parity failed".into()), worst) })
+}
+
+/// Builds, unit-tests and parity-checks one backend; one row per requested dtype.
+fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let start = Instant::now();
+    let row = |dtype: &str, outcome, worst: String, secs| Row { backend, dtype: dtype.to_owned(), outcome, worst, secs };
     let features = features_for(backend);
     let bin_features = features.replace("robovlm-cli/", "");
     let Some(bin) = build_robovlm(&bin_features)? else {
-        return Ok(Outcome::Fail("building robovlm failed".into()));
+        rows.push(row("-", Outcome::Fail("building robovlm failed".into()), "-".into(), start.elapsed().as_secs_f64()));
+        return Ok(());
     };
     let probe = tool(&bin)
         .args(["backends", "--check", backend])
         .output()
         .with_context(|| format!("running {}", bin.display()))?;
-    let mut test_args = vec!["test", "--profile", PROFILE, "--workspace", "--exclude", "xtask"];
-    if !features.is_empty() {
-        test_args.extend(["--features", features]);
-    }
     if !probe.status.success() {
         // The robovlm binary above instantiated every crate for this backend, which proves it
         // compiles; its tests cannot run without a device, so the backend is skipped honestly.
         let reason = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
-        return Ok(Outcome::Skipped(format!("{reason}; compiled")));
+        let secs = start.elapsed().as_secs_f64();
+        rows.push(row("-", Outcome::Skipped(format!("{reason}; compiled")), "-".into(), secs));
+        return Ok(());
+    }
+    let mut test_args = vec!["test", "--profile", PROFILE, "--workspace", "--exclude", "xtask"];
+    if !features.is_empty() {
+        test_args.extend(["--features", features]);
     }
     if !cargo(&test_args)? {
-        return Ok(Outcome::Fail("unit tests failed".into()));
+        rows.push(row("-", Outcome::Fail("unit tests failed".into()), "-".into(), start.elapsed().as_secs_f64()));
+        return Ok(());
     }
-    eprintln!("+ {} parity --backend {backend} {}", bin.display(), fixtures.display());
-    let status = tool(&bin)
-        .args(["parity", "--backend", backend])
-        .arg(fixtures)
-        .current_dir(workspace_root())
-        .status()
-        .with_context(|| format!("running {}", bin.display()))?;
-    Ok(if status.success() { Outcome::Pass } else { Outcome::Fail("parity failed".into()) })
+    eprintln!("=== backend {backend}: build + unit tests {:.0} s", start.elapsed().as_secs_f64());
+    for dtype in dtypes {
+        let t = Instant::now();
+        let (outcome, worst) = parity(&bin, backend, dtype, fixtures)?;
+        rows.push(row(dtype, outcome, worst, t.elapsed().as_secs_f64()));
+    }
+    Ok(())
 }
 
 /// Runs every requested backend and prints the summary table.
 pub fn run(args: Args) -> Result<bool> {
     let order = ["flex", "ndarray", "wgpu", "cuda"];
+    for d in &args.dtypes {
+        anyhow::ensure!(["f32", "f16", "bf16"].contains(&d.as_str()), "unknown dtype `{d}` (f32, f16, bf16)");
+    }
     let mut rows = Vec::new();
+    let mut stage_secs = Vec::new();
     for backend in order.iter().filter(|b| args.backends.iter().any(|a| a == *b)) {
         eprintln!("=== backend {backend}");
         let start = Instant::now();
-        let outcome = one(backend, &args.fixtures)?;
-        rows.push((*backend, outcome, start.elapsed().as_secs_f64()));
+        one(backend, &args.dtypes, &args.fixtures, &mut rows)?;
+        stage_secs.push((*backend, start.elapsed().as_secs_f64()));
     }
-    println!("\nbackend  result");
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for (backend, outcome, secs) in &rows {
-        let text = match outcome {
+    println!("\nbackend  dtype  result  [parity wall time]  worst (share of tolerance)");
+    let (mut passed, mut failed, mut skipped, mut refused) = (0, 0, 0, 0);
+    for r in &rows {
+        let text = match &r.outcome {
             Outcome::Pass => {
                 passed += 1;
                 "PASS".to_owned()
@@ -100,9 +168,34 @@ pub fn run(args: Args) -> Result<bool> {
                 skipped += 1;
                 format!("SKIPPED ({why})")
             }
+            Outcome::Refused(why) => {
+                refused += 1;
+                format!("REFUSED as expected ({why})")
+            }
         };
-        println!("{backend:<8} {text}  [{secs:.0} s]");
+        let worst = if r.worst == "-" { String::new() } else { format!("  worst {}", r.worst) };
+        println!("{:<8} {:<6} {text}  [{:.1} s]{worst}", r.backend, r.dtype, r.secs);
     }
-    println!("backends: {passed} passed, {failed} failed, {skipped} skipped");
+    println!();
+    for (backend, _) in &stage_secs {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.backend == *backend).collect();
+        let ran: Vec<&str> =
+            mine.iter().filter(|r| matches!(r.outcome, Outcome::Pass)).map(|r| r.dtype.as_str()).collect();
+        let skipped = mine.iter().find_map(|r| match &r.outcome {
+            Outcome::Skipped(why) => Some(why),
+            _ => None,
+        });
+        let verdict = if let Some(why) = skipped {
+            format!("SKIPPED ({why})")
+        } else if mine.iter().any(|r| matches!(r.outcome, Outcome::Fail(_))) {
+            "FAIL".to_owned()
+        } else {
+            format!("PASS ({})", ran.join(" and "))
+        };
+        println!("{backend} {verdict}");
+    }
+    let stages: Vec<String> = stage_secs.iter().map(|(b, s)| format!("{b} {s:.0} s")).collect();
+    println!("stage times (build + unit tests + parity): {}", stages.join(", "));
+    println!("rows: {passed} passed, {failed} failed, {skipped} skipped, {refused} refused as expected");
     Ok(failed == 0)
 }

@@ -34,7 +34,8 @@ pub struct ActArgs {
     /// Backend (default: the fastest CPU backend compiled in).
     #[arg(long, value_enum)]
     backend: Option<BackendKind>,
-    /// Compute precision.
+    /// Compute precision of the model's matrix work: f32, f16 (flex, wgpu, cuda) or bf16 (flex,
+    /// cuda). Norms, attention scores, Gemma's residual stream and the action head stay f32.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Dtype,
     /// Print {"steps":[{"step","action","arm","gripper_logits"}]} (discrete policies:
@@ -93,12 +94,12 @@ pub fn run(args: ActArgs) -> Result<ExitCode> {
     if args.instruction.trim().is_empty() {
         bail!("--instruction is empty: say what the robot should do");
     }
-    args.dtype.ensure_supported()?;
     // Decode every frame first: a bad frame fails before any model work.
     let frames = args.frames.iter().map(|f| RgbImage::open(f)).collect::<Result<Vec<_>, _>>()?;
     let backend = args.backend.unwrap_or_else(BackendKind::default_compiled);
+    let dtype = args.dtype;
     let json = args.json;
-    let out = run_on(backend, Job(args, frames))??;
+    let out = run_on(backend, dtype, Job(args, frames))??;
     if json {
         println!("{out}");
     } else {

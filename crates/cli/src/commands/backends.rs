@@ -6,7 +6,7 @@ use anyhow::Result;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::ElementConversion;
 
-use crate::backend::{BackendKind, OnBackend, run_on};
+use crate::backend::{BackendKind, Dtype, OnBackend, run_on};
 
 /// Arguments of `robovlm backends`.
 #[derive(Debug, clap::Args)]
@@ -31,7 +31,7 @@ fn probe(kind: BackendKind) -> Result<(), String> {
     kind.ensure_usable().map_err(|e| e.to_string())?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(|| run_on(kind, Probe));
+    let outcome = std::panic::catch_unwind(|| run_on(kind, Dtype::F32, Probe));
     std::panic::set_hook(hook);
     match outcome {
         Ok(Ok(v)) if v == 3.0 => Ok(()),

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor};
 
-use crate::backend::{BackendKind, OnBackend, run_on};
+use crate::backend::{BackendKind, Dtype, OnBackend, run_on};
 use crate::hub::resolve_model;
 
 /// Arguments of `robovlm dump`.
@@ -33,6 +33,9 @@ pub struct DumpArgs {
     /// Backend (default: the fastest CPU backend compiled in).
     #[arg(long, value_enum)]
     backend: Option<BackendKind>,
+    /// Compute precision (activations are written as F32 whatever it is).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Dtype,
 }
 
 enum Dumped {
@@ -85,7 +88,8 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let dir = resolve_model(&args.model)?;
     let out = args.out.clone();
     let backend = args.backend.unwrap_or_else(BackendKind::default_compiled);
-    let tensors = run_on(backend, Job(args, dir))??;
+    let dtype = args.dtype;
+    let tensors = run_on(backend, dtype, Job(args, dir))??;
     let bytes: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, t)| match t {

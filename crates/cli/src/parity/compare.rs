@@ -1,6 +1,12 @@
 //! Tolerances (fixtures README §5) and the comparison of one computed tensor with its reference.
+//!
+//! f32 runs use the fixtures' element-wise tolerances. Half-precision runs (`--dtype f16|bf16`)
+//! cannot meet those by construction (f16 keeps 11 significant bits, bf16 8), so they are judged
+//! the way the backends-and-precision issue states: cosine similarity ≥ 0.999 on activations,
+//! hidden states and logits; ids still exact; arm actions within 1e-2 and gripper signs equal.
 
 use super::tensor::HostTensor;
+use crate::backend::Dtype;
 
 /// How closely a computed tensor must match its reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,6 +22,14 @@ pub enum Tolerance {
         /// Relative part (times the reference magnitude).
         rel: f64,
     },
+    /// Half precision: cosine similarity of the flattened tensors at least `min`; with `signs`,
+    /// also every element on the reference's side of zero (gripper open/close decisions).
+    Cosine {
+        /// Smallest accepted cosine similarity.
+        min: f64,
+        /// Whether signs must match element-wise.
+        signs: bool,
+    },
 }
 
 impl std::fmt::Display for Tolerance {
@@ -24,6 +38,7 @@ impl std::fmt::Display for Tolerance {
             Self::Exact => f.write_str("exact"),
             Self::Abs(a) => write!(f, "abs {a:e}"),
             Self::RelAbs { abs, rel } => write!(f, "{abs:e} + {rel:e}·|ref|"),
+            Self::Cosine { min, signs } => write!(f, "cosine >= {min}{}", if *signs { ", equal signs" } else { "" }),
         }
     }
 }
@@ -40,12 +55,45 @@ const LOSS: Tolerance = Tolerance::RelAbs { abs: 1e-7, rel: 1e-5 };
 /// float64 noise of the reference itself (README §5).
 const FLOAT_DEFAULT: Tolerance = Tolerance::RelAbs { abs: 1e-4, rel: 1e-4 };
 
-/// The tolerance for a reference tensor, from its name and whether it holds integers.
-pub fn tolerance_for(name: &str, reference_is_int: bool) -> Tolerance {
+/// Half precision: hidden states, logits, features (the issue's bound).
+const HALF_COSINE: Tolerance = Tolerance::Cosine { min: 0.999, signs: false };
+/// Half precision: gripper logits also keep their signs (the emitted open/close).
+const HALF_GRIPPER: Tolerance = Tolerance::Cosine { min: 0.999, signs: true };
+/// Half precision: arm actions within 1e-2 (the issue's bound); gripper values are ±1, so this
+/// is exact for them.
+const HALF_ACTIONS: Tolerance = Tolerance::Abs(1e-2);
+/// Half precision: scalar losses and metrics, where a cosine says nothing: 1 % relative.
+const HALF_LOSS: Tolerance = Tolerance::RelAbs { abs: 1e-4, rel: 1e-2 };
+
+/// Outputs that are robot actions (arm values and ±1 gripper values).
+fn is_action(leaf: &str) -> bool {
+    matches!(leaf, "action_emitted" | "action_unnormalized" | "action_first" | "head_actions" | "action_chunk_binarized")
+}
+
+/// The tolerance for a reference tensor, from its name, whether it holds integers and the
+/// precision the run computed in.
+pub fn tolerance_for(name: &str, reference_is_int: bool, dtype: Dtype) -> Tolerance {
     let leaf = name.rsplit('.').next().unwrap_or(name);
     if reference_is_int || leaf == "resized_uint8" {
-        Tolerance::Exact
-    } else if leaf == "pixel_values" {
+        return Tolerance::Exact;
+    }
+    match dtype {
+        Dtype::F32 => f32_tolerance(leaf),
+        // The model's input in half precision: pixel values in [-1, 1] rounded to the format,
+        // at most half its epsilon (2^-11 for f16, 2^-8 for bf16), taken as one epsilon.
+        Dtype::F16 | Dtype::Bf16 if leaf == "pixel_values" => {
+            Tolerance::Abs(if dtype == Dtype::F16 { 2f64.powi(-10) } else { 2f64.powi(-7) })
+        }
+        Dtype::F16 | Dtype::Bf16 if is_action(leaf) => HALF_ACTIONS,
+        Dtype::F16 | Dtype::Bf16 if leaf == "head_gripper_logits" => HALF_GRIPPER,
+        Dtype::F16 | Dtype::Bf16 if is_loss(leaf) => HALF_LOSS,
+        Dtype::F16 | Dtype::Bf16 => HALF_COSINE,
+    }
+}
+
+/// The fixtures README's element-wise tolerances for f32 runs.
+fn f32_tolerance(leaf: &str) -> Tolerance {
+    if leaf == "pixel_values" {
         Tolerance::Abs(PIXEL_VALUES_ABS)
     } else if leaf == "action_emitted" {
         Tolerance::Abs(ACTION_EMITTED_ABS)
@@ -89,6 +137,9 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
         };
     }
     let (a, b) = (ours.as_f64(), reference.as_f64());
+    if let Tolerance::Cosine { min, signs } = tol {
+        return compare_cosine(&a, &b, min, signs);
+    }
     let (mut max_abs, mut budget_used, mut worst_at, mut mismatches) = (0f64, 0f64, 0usize, 0usize);
     for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
         let diff = if x.is_nan() || y.is_nan() { f64::INFINITY } else { (x - y).abs() };
@@ -96,6 +147,7 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
             Tolerance::Exact => 0.0,
             Tolerance::Abs(abs) => abs,
             Tolerance::RelAbs { abs, rel } => abs + rel * y.abs(),
+            Tolerance::Cosine { .. } => unreachable!("handled by compare_cosine above"),
         };
         let used = if diff == 0.0 {
             0.0
@@ -127,6 +179,36 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
     Comparison { passed, max_abs, budget_used, detail }
 }
 
+/// Cosine similarity of the flattened tensors (1 when both are all zeros), plus element signs.
+fn compare_cosine(a: &[f64], b: &[f64], min: f64, signs: bool) -> Comparison {
+    let nan = a.iter().any(|x| x.is_nan());
+    let (mut dot, mut na, mut nb, mut max_abs) = (0f64, 0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+        max_abs = max_abs.max((x - y).abs());
+    }
+    let cos = if na == 0.0 && nb == 0.0 {
+        1.0
+    } else if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    };
+    let flipped = if signs { a.iter().zip(b).filter(|&(&x, &y)| y != 0.0 && (x > 0.0) != (y > 0.0)).count() } else { 0 };
+    let budget_used = if nan { f64::INFINITY } else { (1.0 - cos).max(0.0) / (1.0 - min) };
+    let passed = !nan && cos >= min && flipped == 0;
+    let detail = if nan {
+        "NaN in the result".to_owned()
+    } else if passed {
+        String::new()
+    } else {
+        format!("cosine similarity {cos:.6} (need >= {min}), {flipped} sign(s) differ, max |a-b| {max_abs:.3e}")
+    };
+    Comparison { passed, max_abs: if nan { f64::INFINITY } else { max_abs }, budget_used, detail }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,12 +227,43 @@ mod tests {
 
     #[test]
     fn tolerance_table() {
-        assert_eq!(tolerance_for("img0.resized_uint8", true), Tolerance::Exact);
-        assert_eq!(tolerance_for("p0.input_ids", true), Tolerance::Exact);
-        assert_eq!(tolerance_for("img0.pixel_values", false), Tolerance::Abs(1e-6));
-        assert_eq!(tolerance_for("p0.logits", false), FLOAT_DEFAULT);
-        assert_eq!(tolerance_for("batch.nomask.loss_arm", false), LOSS);
-        assert_eq!(tolerance_for("train.loss", false), LOSS);
-        assert_eq!(tolerance_for("batch.action_l1_act", false), LOSS);
+        let f32 = Dtype::F32;
+        assert_eq!(tolerance_for("img0.resized_uint8", true, f32), Tolerance::Exact);
+        assert_eq!(tolerance_for("p0.input_ids", true, f32), Tolerance::Exact);
+        assert_eq!(tolerance_for("img0.pixel_values", false, f32), Tolerance::Abs(1e-6));
+        assert_eq!(tolerance_for("p0.logits", false, f32), FLOAT_DEFAULT);
+        assert_eq!(tolerance_for("batch.nomask.loss_arm", false, f32), LOSS);
+        assert_eq!(tolerance_for("train.loss", false, f32), LOSS);
+        assert_eq!(tolerance_for("batch.action_l1_act", false, f32), LOSS);
+    }
+
+    #[test]
+    fn half_precision_rules() {
+        for half in [Dtype::F16, Dtype::Bf16] {
+            assert_eq!(tolerance_for("p0.gen_new_ids", true, half), Tolerance::Exact);
+            assert_eq!(tolerance_for("p0.logits", false, half), HALF_COSINE);
+            assert_eq!(tolerance_for("s0.head_gripper_logits", false, half), HALF_GRIPPER);
+            assert_eq!(tolerance_for("s0.action_emitted", false, half), HALF_ACTIONS);
+            assert_eq!(tolerance_for("train.loss", false, half), HALF_LOSS);
+        }
+        assert_eq!(tolerance_for("img0.pixel_values", false, Dtype::F16), Tolerance::Abs(2f64.powi(-10)));
+    }
+
+    #[test]
+    fn cosine_and_signs() {
+        let r = HostTensor::f32(vec![4], vec![1.0, -2.0, 3.0, 0.5]);
+        let close = HostTensor::f32(vec![4], vec![1.001, -2.002, 2.999, 0.501]);
+        assert!(compare(&close, &r, HALF_GRIPPER).passed);
+        // Same direction overall, but one element crosses zero: fails only when signs count.
+        let r2 = HostTensor::f32(vec![3], vec![100.0, -100.0, 0.01]);
+        let flip = HostTensor::f32(vec![3], vec![100.0, -100.0, -0.01]);
+        assert!(compare(&flip, &r2, HALF_COSINE).passed);
+        assert!(!compare(&flip, &r2, HALF_GRIPPER).passed);
+        let off = HostTensor::f32(vec![4], vec![1.0, -2.0, 3.0, 2.0]);
+        assert!(!compare(&off, &r, HALF_COSINE).passed);
+        let nan = HostTensor::f32(vec![4], vec![1.0, f32::NAN, 3.0, 0.5]);
+        assert!(!compare(&nan, &r, HALF_COSINE).passed);
+        let zeros = HostTensor::f32(vec![2], vec![0.0, 0.0]);
+        assert!(compare(&zeros, &zeros, HALF_COSINE).passed);
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use burn::prelude::Backend;
 
-use crate::backend::{BackendKind, OnBackend, run_on};
+use crate::backend::{BackendKind, Dtype, OnBackend, run_on};
 use case::Case;
 use compare::{Comparison, compare, tolerance_for};
 
@@ -77,7 +77,7 @@ impl Totals {
 }
 
 /// Finds and runs the cases; prints the report; returns the totals.
-pub fn run(backend: BackendKind, opts: ParityOptions) -> Result<Totals> {
+pub fn run(backend: BackendKind, dtype: Dtype, opts: ParityOptions) -> Result<Totals> {
     let mut dirs = Vec::new();
     for p in &opts.paths {
         if !p.exists() {
@@ -90,8 +90,8 @@ pub fn run(backend: BackendKind, opts: ParityOptions) -> Result<Totals> {
     }
     dirs.sort();
     dirs.dedup();
-    println!("parity on backend {backend}: {} case(s)", dirs.len());
-    run_on(backend, Job { dirs, opts })
+    println!("parity on backend {backend}, {dtype}: {} case(s)", dirs.len());
+    run_on(backend, dtype, Job { dirs, opts, dtype })
 }
 
 fn find_cases(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -112,6 +112,7 @@ fn find_cases(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 struct Job {
     dirs: Vec<PathBuf>,
     opts: ParityOptions,
+    dtype: Dtype,
 }
 
 impl OnBackend for Job {
@@ -119,15 +120,27 @@ impl OnBackend for Job {
 
     fn run<B: Backend>(self, device: &B::Device) -> Totals {
         let mut totals = Totals::default();
+        let mut overall: Option<(String, Comparison)> = None;
         for dir in &self.dirs {
             match Case::load(dir) {
-                Ok(case) => run_case::<B>(&case, &self.opts, device, &mut totals),
+                Ok(case) => {
+                    if let Some((name, c)) = run_case::<B>(&case, &self.opts, self.dtype, device, &mut totals)
+                        && overall.as_ref().is_none_or(|(_, w)| c.budget_used > w.budget_used)
+                    {
+                        overall = Some((format!("{} {name}", case.name), c));
+                    }
+                }
                 Err(e) => {
                     println!("{}: FAIL  unreadable case: {e:#}", dir.display());
                     totals.unreadable += 1;
                     totals.cases_failed += 1;
                 }
             }
+        }
+        // One line for scripts (`cargo xtask test-all-backends` reports it per backend and dtype).
+        match &overall {
+            Some((name, c)) => println!("worst overall: {name} {}", describe(c)),
+            None => println!("worst overall: -"),
         }
         println!("checked {} of {} tensors", totals.checked, totals.total);
         println!(
@@ -164,7 +177,14 @@ struct FamilyStats {
     worst: Option<(String, Comparison)>,
 }
 
-fn run_case<B: Backend>(case: &Case, opts: &ParityOptions, device: &B::Device, totals: &mut Totals) {
+/// Runs one case, prints its report and returns its worst comparison.
+fn run_case<B: Backend>(
+    case: &Case,
+    opts: &ParityOptions,
+    dtype: Dtype,
+    device: &B::Device,
+    totals: &mut Totals,
+) -> Option<(String, Comparison)> {
     let mut informational = 0;
     let wanted: BTreeSet<String> = case
         .references
@@ -192,7 +212,7 @@ fn run_case<B: Backend>(case: &Case, opts: &ParityOptions, device: &B::Device, t
         checked += 1;
         fam.checked += 1;
         let cmp = match result {
-            Ok(ours) => compare(ours, reference, tolerance_for(name, reference.is_int())),
+            Ok(ours) => compare(ours, reference, tolerance_for(name, reference.is_int(), dtype)),
             Err(reason) => Comparison {
                 passed: false,
                 max_abs: f64::INFINITY,
@@ -256,6 +276,7 @@ fn run_case<B: Backend>(case: &Case, opts: &ParityOptions, device: &B::Device, t
     } else {
         totals.cases_failed += 1;
     }
+    worst
 }
 
 fn describe(c: &Comparison) -> String {

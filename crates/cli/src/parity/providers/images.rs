@@ -23,12 +23,7 @@ pub fn provide<B: Backend>(req: &Request<'_>, device: &B::Device, out: &mut Prod
             let img = processor.process_image(&p).map_err(|e| e.to_string())?;
             Ok(match leaf {
                 "resized_uint8" => HostTensor::ints(vec![img.height, img.width, 3], &img.resized),
-                _ => {
-                    let t = img.to_tensor::<B>(device);
-                    let shape = t.dims().to_vec();
-                    let values = t.into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-                    HostTensor::f32(shape, values)
-                }
+                _ => HostTensor::from_tensor(img.to_tensor::<B>(device))?,
             })
         });
         req.put(out, name.clone(), result);

@@ -105,7 +105,5 @@ fn frames_tensor<B: Backend>(
         values.extend(img.pixel_values);
     }
     let shape = [rows, time, 3, h, w];
-    let t = Tensor::<B, 5>::from_data(TensorData::new(values, shape), device);
-    let values = t.into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    Ok(HostTensor::f32(shape.to_vec(), values))
+    HostTensor::from_tensor(Tensor::<B, 5>::from_data(TensorData::new(values, shape), device))
 }
