@@ -146,7 +146,12 @@ impl<B: Backend> Gpt<B> {
         let mut x = x + pe;
         for block in &self.h {
             x = x.clone() + block.attn.forward(layer_norm(&block.ln_1, GPT_LN_EPS, x));
-            x = x.clone() + block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(layer_norm(&block.ln_2, GPT_LN_EPS, x))));
+            x = x.clone()
+                + block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(layer_norm(
+                    &block.ln_2,
+                    GPT_LN_EPS,
+                    x,
+                ))));
         }
         layer_norm(&self.ln_f, GPT_LN_EPS, x)
     }

@@ -147,19 +147,33 @@ fn set_precision<B: Backend>(kind: BackendKind, dtype: Dtype, device: &B::Device
     // Known gaps first, with the reason: lavapipe and most Vulkan drivers report bf16 as
     // storable, yet its kernels fail on a worker thread (`UnsupportedType("cube.bf16")`).
     if dtype == Dtype::Bf16 && kind == BackendKind::Wgpu {
-        bail!("--dtype bf16 is not supported on backend `wgpu` (WGSL has no bfloat16); use --dtype f16, or bf16 on flex or cuda");
+        bail!(
+            "--dtype bf16 is not supported on backend `wgpu` (WGSL has no bfloat16); use --dtype f16, or bf16 on flex or cuda"
+        );
     }
     if !B::supports_dtype(device, wanted.into()) {
-        bail!("--dtype {dtype} is not supported on backend `{kind}` on this machine{}", match kind {
-            BackendKind::Ndarray => " (burn-ndarray has no half-precision kernels); use flex, wgpu or cuda",
-            BackendKind::Wgpu => " (the adapter lacks 16-bit float shaders)",
-            _ => "",
-        });
+        bail!(
+            "--dtype {dtype} is not supported on backend `{kind}`{}",
+            match kind {
+                BackendKind::Ndarray => " (burn-ndarray has no half-precision kernels); use flex, wgpu or cuda",
+                BackendKind::Wgpu => " on this machine (the adapter lacks 16-bit float shaders)",
+                _ => " on this machine",
+            }
+        );
+    }
+    if dtype == Dtype::Bf16 {
+        // Said once, on stderr (stdout may be JSON): bf16 is for speed, not for parity.
+        eprintln!(
+            "note: bf16 keeps 8 significant bits: greedy ids can differ from f32 where the top-2 logits are \
+             closer than ~1% (see README, Precision); use f16 for reference-level results"
+        );
     }
     // Settings are fixed once per device and process, by this call or by the first tensor
     // (reading them fixes them too): a second job in the same process may only agree.
     if set_default_float_dtype::<B>(device, wanted).is_err() && get_device_settings::<B>(device).float_dtype != wanted {
-        bail!("backend `{kind}` already computes in another precision in this process; --dtype {dtype} needs a new process");
+        bail!(
+            "backend `{kind}` already computes in another precision in this process; --dtype {dtype} needs a new process"
+        );
     }
     Ok(())
 }

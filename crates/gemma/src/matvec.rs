@@ -15,6 +15,7 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// Number of independent products for a dimension of `n`: enough for common core counts,
 /// and 1 (no split) when `n` does not divide evenly.
@@ -32,7 +33,9 @@ pub fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let w = linear.weight.val(); // [in, out]
     let out = w.dims()[1];
     let partial = x.reshape([c, 1, input / c]).matmul(w.reshape([c, input / c, out])); // [c, 1, out]
-    let y = partial.sum_dim(0).reshape([1, 1, out]);
+    // Partial sums are added in f32 (no-op in f32), as one product's accumulator would be.
+    let dtype = partial.dtype();
+    let y = partial.cast(DType::F32).sum_dim(0).cast(dtype).reshape([1, 1, out]);
     match &linear.bias {
         Some(b) => y + b.val().reshape([1, 1, out]),
         None => y,

@@ -85,8 +85,7 @@ fn parity(bin: &Path, backend: &str, dtype: &str, fixtures: &Path) -> Result<(Ou
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     eprint!("{stderr}");
-    let worst =
-        stdout.lines().find_map(|l| l.strip_prefix("worst overall: ")).unwrap_or("-").trim().to_owned();
+    let worst = stdout.lines().find_map(|l| l.strip_prefix("worst overall: ")).unwrap_or("-").trim().to_owned();
     if !supports(backend, dtype) {
         let refused = !out.status.success() && stderr.contains("not supported");
         return Ok(if refused {
@@ -102,7 +101,8 @@ fn parity(bin: &Path, backend: &str, dtype: &str, fixtures: &Path) -> Result<(Ou
 /// Builds, unit-tests and parity-checks one backend; one row per requested dtype.
 fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let start = Instant::now();
-    let row = |dtype: &str, outcome, worst: String, secs| Row { backend, dtype: dtype.to_owned(), outcome, worst, secs };
+    let row =
+        |dtype: &str, outcome, worst: String, secs| Row { backend, dtype: dtype.to_owned(), outcome, worst, secs };
     let features = features_for(backend);
     let bin_features = features.replace("robovlm-cli/", "");
     let Some(bin) = build_robovlm(&bin_features)? else {

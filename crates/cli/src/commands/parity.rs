@@ -14,9 +14,10 @@ use crate::parity::{self, ParityOptions, skip_list_help};
     "Tolerances (fixtures README §5): ids, masks and resized_uint8 exact; pixel_values abs 1e-6; \
      action_emitted abs 1e-4; other floats |a-b| <= 1e-4 + 1e-4*|ref|.\n\
      With --dtype f16|bf16 (half precision cannot meet those by construction): ids and masks \
-     still exact; pixel_values within one epsilon of the format; robot actions (head_actions, \
-     action_*) abs 1e-2; head_gripper_logits cosine >= 0.999 with equal signs; losses 1e-4 + \
-     1e-2*|ref|; every other float tensor cosine similarity >= 0.999.\n\
+     still exact; pixel_values within one epsilon of the format; the emitted robot actions \
+     (action_emitted, action_unnormalized) abs 1e-2; head_gripper_logits cosine >= 0.999 with \
+     equal signs; losses 1e-4 + 1e-2*|ref|; every other float tensor (head_actions included) \
+     cosine similarity >= 0.999.\n\
      Informational reference tensors, never compared:\n{}\n\n\
      Exit status: 0 when every compared tensor passed (and, with --require-all, nothing was left \
      unchecked); 1 otherwise.",

@@ -59,15 +59,18 @@ const FLOAT_DEFAULT: Tolerance = Tolerance::RelAbs { abs: 1e-4, rel: 1e-4 };
 const HALF_COSINE: Tolerance = Tolerance::Cosine { min: 0.999, signs: false };
 /// Half precision: gripper logits also keep their signs (the emitted open/close).
 const HALF_GRIPPER: Tolerance = Tolerance::Cosine { min: 0.999, signs: true };
-/// Half precision: arm actions within 1e-2 (the bound); gripper values are ±1, so this
-/// is exact for them.
+/// Half precision: the actions the robot receives within 1e-2 (the bound); their
+/// gripper values are ±1, so this is exact for them.
 const HALF_ACTIONS: Tolerance = Tolerance::Abs(1e-2);
 /// Half precision: scalar losses and metrics, where a cosine says nothing: 1 % relative.
 const HALF_LOSS: Tolerance = Tolerance::RelAbs { abs: 1e-4, rel: 1e-2 };
 
-/// Outputs that are robot actions (arm values and ±1 gripper values).
-fn is_action(leaf: &str) -> bool {
-    matches!(leaf, "action_emitted" | "action_unnormalized" | "action_first" | "head_actions" | "action_chunk_binarized")
+/// The actions the robot receives: unnormalized arm values and ±1 gripper values. The head's
+/// normalized outputs before that (`head_actions`, `action_first`, `action_chunk_binarized`) are
+/// activations like any other and judged by cosine; their gripper decisions are the signs of
+/// `head_gripper_logits`, checked element-wise.
+fn is_emitted_action(leaf: &str) -> bool {
+    matches!(leaf, "action_emitted" | "action_unnormalized")
 }
 
 /// The tolerance for a reference tensor, from its name, whether it holds integers and the
@@ -84,7 +87,7 @@ pub fn tolerance_for(name: &str, reference_is_int: bool, dtype: Dtype) -> Tolera
         Dtype::F16 | Dtype::Bf16 if leaf == "pixel_values" => {
             Tolerance::Abs(if dtype == Dtype::F16 { 2f64.powi(-10) } else { 2f64.powi(-7) })
         }
-        Dtype::F16 | Dtype::Bf16 if is_action(leaf) => HALF_ACTIONS,
+        Dtype::F16 | Dtype::Bf16 if is_emitted_action(leaf) => HALF_ACTIONS,
         Dtype::F16 | Dtype::Bf16 if leaf == "head_gripper_logits" => HALF_GRIPPER,
         Dtype::F16 | Dtype::Bf16 if is_loss(leaf) => HALF_LOSS,
         Dtype::F16 | Dtype::Bf16 => HALF_COSINE,
@@ -124,6 +127,8 @@ pub struct Comparison {
     pub budget_used: f64,
     /// Human-readable detail for failures.
     pub detail: String,
+    /// Cosine similarity, for half-precision comparisons.
+    pub cosine: Option<f64>,
 }
 
 /// Compares `ours` with `reference` under `tol`.
@@ -134,6 +139,7 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
             max_abs: f64::INFINITY,
             budget_used: f64::INFINITY,
             detail: format!("shape {:?}, reference {:?}", ours.shape, reference.shape),
+            cosine: None,
         };
     }
     let (a, b) = (ours.as_f64(), reference.as_f64());
@@ -176,7 +182,7 @@ pub fn compare(ours: &HostTensor, reference: &HostTensor, tol: Tolerance) -> Com
             b[worst_at]
         )
     };
-    Comparison { passed, max_abs, budget_used, detail }
+    Comparison { passed, max_abs, budget_used, detail, cosine: None }
 }
 
 /// Cosine similarity of the flattened tensors (1 when both are all zeros), plus element signs.
@@ -196,7 +202,8 @@ fn compare_cosine(a: &[f64], b: &[f64], min: f64, signs: bool) -> Comparison {
     } else {
         dot / (na.sqrt() * nb.sqrt())
     };
-    let flipped = if signs { a.iter().zip(b).filter(|&(&x, &y)| y != 0.0 && (x > 0.0) != (y > 0.0)).count() } else { 0 };
+    let flipped =
+        if signs { a.iter().zip(b).filter(|&(&x, &y)| y != 0.0 && (x > 0.0) != (y > 0.0)).count() } else { 0 };
     let budget_used = if nan { f64::INFINITY } else { (1.0 - cos).max(0.0) / (1.0 - min) };
     let passed = !nan && cos >= min && flipped == 0;
     let detail = if nan {
@@ -206,7 +213,7 @@ fn compare_cosine(a: &[f64], b: &[f64], min: f64, signs: bool) -> Comparison {
     } else {
         format!("cosine similarity {cos:.6} (need >= {min}), {flipped} sign(s) differ, max |a-b| {max_abs:.3e}")
     };
-    Comparison { passed, max_abs: if nan { f64::INFINITY } else { max_abs }, budget_used, detail }
+    Comparison { passed, max_abs: if nan { f64::INFINITY } else { max_abs }, budget_used, detail, cosine: Some(cos) }
 }
 
 #[cfg(test)]
@@ -244,6 +251,7 @@ mod tests {
             assert_eq!(tolerance_for("p0.logits", false, half), HALF_COSINE);
             assert_eq!(tolerance_for("s0.head_gripper_logits", false, half), HALF_GRIPPER);
             assert_eq!(tolerance_for("s0.action_emitted", false, half), HALF_ACTIONS);
+            assert_eq!(tolerance_for("s0.head_actions", false, half), HALF_COSINE);
             assert_eq!(tolerance_for("train.loss", false, half), HALF_LOSS);
         }
         assert_eq!(tolerance_for("img0.pixel_values", false, Dtype::F16), Tolerance::Abs(2f64.powi(-10)));

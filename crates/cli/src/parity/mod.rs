@@ -218,6 +218,7 @@ fn run_case<B: Backend>(
                 max_abs: f64::INFINITY,
                 budget_used: f64::INFINITY,
                 detail: format!("could not compute: {reason}"),
+                cosine: None,
             },
         };
         if !cmp.passed {
@@ -284,6 +285,8 @@ fn describe(c: &Comparison) -> String {
         "error".into()
     } else if c.budget_used.is_infinite() {
         format!("{:.2e} (exact match required)", c.max_abs)
+    } else if let Some(cos) = c.cosine {
+        format!("{:.2e}, cosine {cos:.6} ({:.0}% of tol)", c.max_abs, c.budget_used * 100.0)
     } else {
         format!("{:.2e} ({:.0}% of tol)", c.max_abs, c.budget_used * 100.0)
     }
