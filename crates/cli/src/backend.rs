@@ -144,8 +144,8 @@ impl Dtype {
 /// Makes `dtype` the device's float precision, or says why the backend cannot compute in it.
 fn set_precision<B: Backend>(kind: BackendKind, dtype: Dtype, device: &B::Device) -> Result<()> {
     let wanted = dtype.float_dtype();
-    // Known gaps first, with the reason: lavapipe and most Vulkan drivers report bf16 as
-    // storable, yet its kernels fail on a worker thread (`UnsupportedType("cube.bf16")`).
+    // Known gap first, with the reason: on lavapipe bf16 kernels failed on a worker thread
+    // (`UnsupportedType("cube.bf16")`, BURN-NOTES) instead of being refused up front.
     if dtype == Dtype::Bf16 && kind == BackendKind::Wgpu {
         bail!(
             "--dtype bf16 is not supported on backend `wgpu` (WGSL has no bfloat16); use --dtype f16, or bf16 on flex or cuda"

@@ -87,9 +87,9 @@ fn abbreviate(names: &[String]) -> String {
 /// a tensor mapped under one of `spec.roots` that no parameter takes is an error unless its key
 /// ends with one of `spec.ignored_suffixes`.
 ///
-/// Floating-point tensors are cast to the default device's float dtype (the compute precision
-/// the binary set before creating any tensor: f32 unless `--dtype` says otherwise), whatever
-/// their stored dtype.
+/// Floating-point tensors are cast to `spec.dtype`, else to the default device's float dtype
+/// (the compute precision the binary set before creating any tensor: f32 unless `--dtype` says
+/// otherwise), whatever their stored dtype.
 pub fn load<B: Backend, M: ModuleSnapshot<B>>(
     module: &mut M,
     files: &[&Path],
