@@ -2,6 +2,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 use robovlm_ops::attention;
 
 use crate::config::GemmaConfig;
@@ -67,6 +68,10 @@ impl<B: Backend> Attention<B> {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
+        // The scores are f32 whatever the precision (robovlm_ops::attention); casting the
+        // `num_kv_heads` heads here, before the GQA repeat, converts `group`× less data than
+        // letting it cast the repeated ones — the whole KV cache, every decode step. No-op in f32.
+        let (k, v) = (k.cast(DType::F32), v.cast(DType::F32));
         let keys = k.dims()[2];
         // repeat_kv: query head i reads key/value head i / group (expand, not tile).
         let group = h / kvh;
