@@ -13,7 +13,7 @@ use burn::prelude::*;
 use crate::config::DEFAULT_TOP_LEVEL_HIDDEN_SIZE;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, Generator};
-use crate::image_processor::RgbImage;
+use robovlm_pixels::RgbImage;
 use crate::paligemma::PaliGemma;
 use crate::policy::{PolicyFiles, load_backbone};
 use crate::processor::PaliGemmaProcessor;

@@ -36,15 +36,9 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// An image file could not be decoded.
-    #[error("cannot decode image {}: {source}", path.display())]
-    Image {
-        /// The image file.
-        path: PathBuf,
-        /// The decoder's message.
-        #[source]
-        source: image::ImageError,
-    },
+    /// An image could not be read, decoded or built (the message names the file and format).
+    #[error(transparent)]
+    Image(#[from] robovlm_pixels::Error),
     /// The tokenizer could not be loaded or failed on some text.
     #[error("tokenizer {}: {message}", path.display())]
     Tokenizer {

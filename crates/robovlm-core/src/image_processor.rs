@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use burn::prelude::{Backend, Tensor, TensorData};
 use serde::Deserialize;
 
+use robovlm_pixels::RgbImage;
+
 use crate::error::{Error, Result, read_json};
-use crate::resize::resize_bicubic_rgb;
 
 /// Pillow's resample code for BICUBIC, the only filter implemented.
 const PIL_BICUBIC: u32 = 3;
@@ -109,32 +110,6 @@ impl ImageProcessorConfig {
     }
 }
 
-/// An RGB image in memory, 8 bits per channel, row-major `height × width × 3`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Interleaved RGB bytes.
-    pub data: Vec<u8>,
-}
-
-impl RgbImage {
-    /// Decodes a PNG or JPEG file. Other colour types are converted to RGB (alpha dropped, grey
-    /// replicated), which is what `PIL.Image.convert("RGB")` does.
-    pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let img =
-            image::load_from_memory(&bytes).map_err(|source| Error::Image { path: path.to_owned(), source })?.to_rgb8();
-        let (width, height) = (img.width() as usize, img.height() as usize);
-        if width == 0 || height == 0 {
-            return Err(Error::Input(format!("image {} has no pixels", path.display())));
-        }
-        Ok(Self { width, height, data: img.into_raw() })
-    }
-}
-
 /// What preprocessing produced for one image.
 #[derive(Debug, Clone)]
 pub struct ProcessedImage {
@@ -179,18 +154,41 @@ impl ImageProcessor {
         &self.config
     }
 
-    /// Preprocesses one image.
+    /// Preprocesses one image: a decoded file or a frame already in memory (a camera driver's
+    /// or a server request's `[H, W, 3]` uint8 array) — the same path, no file round trip.
+    ///
+    /// ```
+    /// use robovlm_core::{ImageProcessor, ImageProcessorConfig, RgbImage};
+    ///
+    /// let config = ImageProcessorConfig {
+    ///     height: 56,
+    ///     width: 56,
+    ///     do_resize: true,
+    ///     rescale_factor: Some(1.0 / 255.0),
+    ///     normalize: Some(([0.5; 3], [0.5; 3])),
+    ///     image_seq_length: None,
+    /// };
+    /// // Usually: ImageProcessor::from_file(Path::new("model/preprocessor_config.json"))?
+    /// let processor = ImageProcessor::new(config, "preprocessor_config.json");
+    ///
+    /// // A 480x640 camera frame, row-major RGB bytes (NumPy: frame.shape, frame.tobytes()).
+    /// let frame = RgbImage::from_hwc(&[480, 640, 3], vec![128; 480 * 640 * 3])?;
+    /// let out = processor.process(&frame)?;
+    /// assert_eq!((out.height, out.width, out.pixel_values.len()), (56, 56, 3 * 56 * 56));
+    /// assert!(out.pixel_values.iter().all(|&v| (v - (128.0 / 255.0 - 0.5) / 0.5).abs() < 1e-6));
+    /// # Ok::<(), robovlm_core::Error>(())
+    /// ```
     pub fn process(&self, image: &RgbImage) -> Result<ProcessedImage> {
         let (h, w) = (self.config.height, self.config.width);
-        let resized = if (image.width, image.height) == (w, h) {
-            image.data.clone()
+        let resized = if (image.width(), image.height()) == (w, h) {
+            image.as_bytes().to_vec()
         } else if self.config.do_resize {
-            resize_bicubic_rgb(&image.data, image.width, image.height, w, h)
+            image.resize_bicubic(w, h).into_bytes()
         } else {
             return Err(Error::Input(format!(
                 "image is {}x{} but {} sets do_resize=false and size {w}x{h}",
-                image.width,
-                image.height,
+                image.width(),
+                image.height(),
                 self.source.display()
             )));
         };
@@ -212,7 +210,8 @@ impl ImageProcessor {
         Ok(ProcessedImage { resized, pixel_values, height: h, width: w })
     }
 
-    /// Opens and preprocesses an image file.
+    /// Opens and preprocesses an image file (decoded as `PIL.Image.open(f).convert("RGB")`,
+    /// see [`RgbImage::open`]).
     pub fn process_file(&self, path: &Path) -> Result<ProcessedImage> {
         self.process(&RgbImage::open(path)?)
     }
@@ -233,7 +232,7 @@ mod tests {
             normalize: Some(([0.5; 3], [0.5; 3])),
             image_seq_length: None,
         };
-        let img = RgbImage { width: 2, height: 1, data: vec![0, 255, 0, 255, 0, 255] };
+        let img = RgbImage::new(2, 1, vec![0, 255, 0, 255, 0, 255]).unwrap();
         let out = ImageProcessor::new(config, "test").process(&img).unwrap();
         // Channel planes: R = [-1, 1], G = [1, -1], B = [-1, 1].
         assert_eq!(out.pixel_values, vec![-1.0, 1.0, 1.0, -1.0, -1.0, 1.0]);

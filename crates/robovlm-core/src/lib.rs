@@ -14,7 +14,6 @@ pub mod policy_weights;
 pub mod postprocess;
 pub mod processor;
 pub mod prompt;
-pub mod resize;
 pub mod robovlms_config;
 pub mod robovlms_prompt;
 pub mod tokenizer;
@@ -24,7 +23,8 @@ pub mod weights;
 pub use action_heads;
 pub use error::{Error, Result};
 pub use gemma;
-pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage, RgbImage};
+pub use image_processor::{ImageProcessor, ImageProcessorConfig, ProcessedImage};
+pub use robovlm_pixels::{self as pixels, RgbImage};
 pub use projector;
 pub use siglip;
 

@@ -16,7 +16,7 @@ use gemma::{AttentionMask, DecoderInput};
 use crate::checkpoint::CheckpointFile;
 use crate::config::{DEFAULT_TOP_LEVEL_HIDDEN_SIZE, PaliGemmaConfig};
 use crate::error::{Error, Result};
-use crate::image_processor::RgbImage;
+use robovlm_pixels::RgbImage;
 use crate::paligemma::PaliGemma;
 use crate::policy_weights::find_prefix;
 use crate::postprocess::{ProcessedAction, postprocess};

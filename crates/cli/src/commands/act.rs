@@ -21,7 +21,9 @@ pub struct ActArgs {
     /// The language instruction, e.g. "open the drawer".
     #[arg(long)]
     instruction: String,
-    /// Camera frames in time order (PNG/JPEG; any size, resized like the processor).
+    /// Camera frames in time order: JPEG, PNG, BMP or WebP of any size, decoded exactly as
+    /// Pillow's `Image.open(f).convert("RGB")` (EXIF orientation is not applied, as in Pillow)
+    /// and resized with Pillow's BICUBIC like the processor.
     #[arg(required = true, value_name = "FRAME")]
     frames: Vec<PathBuf>,
     /// Checkpoint to use instead of the directory's policy.safetensors.

@@ -19,7 +19,9 @@ pub struct GenerateArgs {
     /// it. Honours HF_TOKEN (gated repos), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1, HF_ENDPOINT.
     #[arg(long, value_name = "DIR|HF_ID")]
     model: String,
-    /// Image file (PNG or JPEG); resized as the model's processor does.
+    /// Image file: JPEG, PNG, BMP or WebP, decoded exactly as Pillow's
+    /// `Image.open(f).convert("RGB")` (EXIF orientation is not applied, as in Pillow), then
+    /// resized with Pillow's BICUBIC as the model's processor does. GIF/TIFF are refused.
     #[arg(long)]
     image: PathBuf,
     /// Prompt, e.g. "caption en", "detect cat", "answer en what is on the table?".

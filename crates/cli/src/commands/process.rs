@@ -12,7 +12,7 @@ pub struct ProcessArgs {
     /// HF PaliGemma model directory (tokenizer.json, preprocessor_config.json, config.json).
     #[arg(long)]
     model: PathBuf,
-    /// Image file (PNG or JPEG).
+    /// Image file (JPEG, PNG, BMP or WebP; decoded as Pillow does, EXIF orientation not applied).
     #[arg(long)]
     image: PathBuf,
     /// Prompt text, e.g. "caption en".
