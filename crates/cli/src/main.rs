@@ -57,10 +57,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, `context: cause: cause`. Library errors already
+/// include their source's text in their own message (`cannot read F: No such file`), so a
+/// cause whose text the line already holds is not repeated.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+    }
+    line
 }
 
 /// A panic is a bug in robovlm, never the user's fault: report it in one line (the backtrace
@@ -81,4 +97,16 @@ fn install_panic_hook() {
             eprintln!("error: internal error (a robovlm bug; please report it){at}: {msg}");
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn error_line_does_not_repeat_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let inner = anyhow::Error::new(io).context("cannot read a.png: No such file");
+        assert_eq!(error_line(&inner.context("loading frames")), "loading frames: cannot read a.png: No such file");
+    }
 }
