@@ -204,7 +204,7 @@ fn last_step<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     fn close(a: &Tensor<TestBackend, 4>, b: &Tensor<TestBackend, 4>) -> bool {
         let (a, b) = (a.to_data().to_vec::<f32>().unwrap(), b.to_data().to_vec::<f32>().unwrap());

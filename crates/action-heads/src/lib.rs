@@ -12,8 +12,6 @@ pub mod lstm;
 pub mod mlp;
 pub mod weights;
 
-#[cfg(test)]
-mod test_utils;
 
 pub use config::{DownSample, HeadConfig, HeadKind};
 pub use discrete::{ActionTokenizer, DiscreteMetrics, ShiftedPosition, discrete_metrics};

@@ -63,7 +63,7 @@ pub fn continuous_loss<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn huber_bce_and_accuracy_by_hand() {

@@ -112,7 +112,7 @@ fn recurrent<B: Backend>(h: Tensor<B, 2>, w_hh: Tensor<B, 2>) -> Tensor<B, 2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn sliced_recurrence_matches_the_plain_product() {

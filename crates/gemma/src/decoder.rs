@@ -146,7 +146,7 @@ impl<B: Backend> Decoder<B> {
 mod tests {
     use super::*;
     use crate::mask::AttentionMask;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     /// Decoding one token with the cache equals recomputing the whole sequence with the
     /// causal-suffix mask (prefix bidirectional, new token causal).

@@ -15,8 +15,6 @@ pub mod rms_norm;
 pub mod rope;
 pub mod weights;
 
-#[cfg(test)]
-mod test_utils;
 
 pub use config::GemmaConfig;
 pub use decoder::{Decoder, DecoderInput, DecoderOutput};

@@ -61,7 +61,7 @@ mod tests {
     use burn::nn::LinearConfig;
 
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     fn max_diff(a: Tensor<TestBackend, 3>, b: Tensor<TestBackend, 3>) -> f32 {
         (a - b).abs().max().into_scalar()

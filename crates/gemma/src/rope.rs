@@ -74,7 +74,7 @@ pub fn apply<B: Backend>(x: Tensor<B, 4>, t: &RopeTables<B>) -> Tensor<B, 4> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn position_zero_is_identity_and_pairs_are_half_split() {

@@ -39,7 +39,7 @@ pub fn attention<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::{TestBackend, half_supported};
+    use robovlm_test_utils::{TestBackend, half_supported};
 
     /// Scores far beyond f16's range (≈ 6.5e4) still give the f32 answer in f16.
     #[test]

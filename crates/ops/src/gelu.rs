@@ -24,7 +24,7 @@ mod tests {
     use burn::tensor::activation::gelu_approximate;
 
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn gelu_tanh_matches_burns_formula() {

@@ -4,8 +4,6 @@
 mod attention;
 mod gelu;
 mod norm;
-#[cfg(test)]
-mod test_utils;
 
 pub use attention::attention;
 pub use gelu::gelu_tanh;

@@ -28,7 +28,7 @@ mod tests {
     use burn::nn::LayerNormConfig;
 
     use super::*;
-    use crate::test_utils::{TestBackend, half_supported};
+    use robovlm_test_utils::{TestBackend, half_supported};
 
     #[test]
     fn equals_burns_layer_norm_in_f32() {

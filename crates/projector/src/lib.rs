@@ -4,8 +4,6 @@
 mod projector;
 mod weights;
 
-#[cfg(test)]
-mod test_utils;
 
 pub use projector::{Projector, ProjectorConfig};
 pub use weights::Error;

@@ -41,7 +41,7 @@ impl<B: Backend> Projector<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn projects_with_bias() {

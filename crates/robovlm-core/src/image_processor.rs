@@ -220,7 +220,7 @@ impl ImageProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn tensor_is_chw_with_a_batch_axis() {

@@ -37,5 +37,3 @@ pub use processor::PaliGemmaProcessor;
 pub use prompt::{PromptBatch, PromptBuilder};
 pub use tokenizer::{SpecialTokens, TextTokenizer};
 
-#[cfg(test)]
-mod test_utils;

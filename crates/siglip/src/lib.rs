@@ -11,8 +11,6 @@ pub mod mlp;
 pub mod vision_tower;
 pub mod weights;
 
-#[cfg(test)]
-mod test_utils;
 
 pub use config::VisionConfig;
 pub use error::{Error, Result};

@@ -80,7 +80,7 @@ impl<B: Backend> VisionTower<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::TestBackend;
+    use robovlm_test_utils::TestBackend;
 
     #[test]
     fn shapes_follow_the_config() {

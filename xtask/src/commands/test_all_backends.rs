@@ -51,14 +51,23 @@ struct Row {
     secs: f64,
 }
 
-/// The cumulative feature set that tests `backend` (see the module doc).
-fn features_for(backend: &str) -> &'static str {
+/// The cumulative backends that test `backend` (see the module doc): flex is always built in.
+fn backends_for(backend: &str) -> &'static [&'static str] {
     match backend {
-        "flex" => "",
-        "ndarray" => "robovlm-cli/ndarray",
-        "wgpu" => "robovlm-cli/ndarray,robovlm-cli/wgpu",
-        _ => "robovlm-cli/ndarray,robovlm-cli/wgpu,robovlm-cli/cuda",
+        "flex" => &[],
+        "ndarray" => &["ndarray"],
+        "wgpu" => &["ndarray", "wgpu"],
+        _ => &["ndarray", "wgpu", "cuda"],
     }
+}
+
+/// `--features` of the `robovlm` binary (`cli == true`) or of the workspace tests, whose
+/// backend follows `robovlm-test-utils`'s features.
+fn features_for(backend: &str, cli: bool) -> String {
+    let owners: &[&str] = if cli { &[""] } else { &["robovlm-cli/", "robovlm-test-utils/"] };
+    let list: Vec<String> =
+        owners.iter().flat_map(|o| backends_for(backend).iter().map(move |b| format!("{o}{b}"))).collect();
+    list.join(",")
 }
 
 /// Whether `robovlm` computes in `dtype` on `backend` (mirrors `crates/cli/src/backend.rs`;
@@ -103,9 +112,8 @@ fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec
     let start = Instant::now();
     let row =
         |dtype: &str, outcome, worst: String, secs| Row { backend, dtype: dtype.to_owned(), outcome, worst, secs };
-    let features = features_for(backend);
-    let bin_features = features.replace("robovlm-cli/", "");
-    let Some(bin) = build_robovlm(&bin_features)? else {
+    let features = features_for(backend, false);
+    let Some(bin) = build_robovlm(&features_for(backend, true))? else {
         rows.push(row("-", Outcome::Fail("building robovlm failed".into()), "-".into(), start.elapsed().as_secs_f64()));
         return Ok(());
     };
@@ -123,7 +131,7 @@ fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec
     }
     let mut test_args = vec!["test", "--profile", PROFILE, "--workspace", "--exclude", "xtask"];
     if !features.is_empty() {
-        test_args.extend(["--features", features]);
+        test_args.extend(["--features", &features]);
     }
     if !cargo(&test_args)? {
         rows.push(row("-", Outcome::Fail("unit tests failed".into()), "-".into(), start.elapsed().as_secs_f64()));
