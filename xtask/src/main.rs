@@ -21,7 +21,8 @@ struct Cli {
 enum Command {
     /// robovlm bench against tools/bench_reference.py (PyTorch) on the same shapes: ratio table.
     Bench(commands::bench::Args),
-    /// Build robovlm and compare every case under PATH... with its golden references.
+    /// Build robovlm with a backend and run `robovlm parity` (every case under the given folders
+    /// against its golden references).
     Parity(commands::parity::Args),
     /// Write a synthetic PaliGemma-3B-width checkpoint (random weights, reducible depth) for load
     /// measurements.

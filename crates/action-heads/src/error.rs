@@ -14,12 +14,7 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// Weights could not be loaded into the head.
-    #[error("{}: {message}", path.display())]
-    Weights {
-        /// The checkpoint file.
-        path: std::path::PathBuf,
-        /// Missing, misshapen or unexpected tensors, by name.
-        message: String,
-    },
+    /// Weights could not be loaded into the head (the error names the file and tensors).
+    #[error(transparent)]
+    Weights(#[from] robovlm_weights::LoadError),
 }

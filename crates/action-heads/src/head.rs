@@ -30,18 +30,57 @@ impl<B: Backend> ModuleMapper<B> for ToHeadDtype {
     }
 }
 
-/// A continuous RoboVLMs policy head. Field names follow the checkpoint (`act_head.*`): exactly
-/// one of `rnn` (LSTM), `mlp` (FC) or `gpt` (+ optional `fc`) is present.
+/// The sequence model between the down-sampled tokens and the action MLPs, one per head kind.
+/// Each variant's fields are named like the checkpoint's (`act_head.rnn.*`, `act_head.mlp.*`,
+/// `act_head.fc.*` + `act_head.gpt.*`); the loader maps them under `decoder.`.
+#[derive(Module, Debug)]
+pub enum Decoder<B: Backend> {
+    /// `LSTMDecoder`.
+    Lstm(LstmDecoder<B>),
+    /// `FCDecoder`.
+    Fc(FcDecoder<B>),
+    /// `GPTDecoder`.
+    Gpt(GptDecoder<B>),
+}
+
+/// `LSTMDecoder`'s recurrent stack.
+#[derive(Module, Debug)]
+pub struct LstmDecoder<B: Backend> {
+    /// `rnn`: multi-layer LSTM in PyTorch's packed layout.
+    pub rnn: Lstm<B>,
+}
+
+/// `FCDecoder`'s per-step MLP.
+#[derive(Module, Debug)]
+pub struct FcDecoder<B: Backend> {
+    /// `mlp`: Linear(in·latent → in·latent/2), ReLU, Linear(→ hidden·latent).
+    pub mlp: Vec<SeqLayer<B>>,
+}
+
+/// `GPTDecoder`: an optional input projection, then GPT-2 blocks over the window.
+#[derive(Module, Debug)]
+pub struct GptDecoder<B: Backend> {
+    /// `fc` (absent when it is the identity: `hidden_size == in_features`).
+    pub fc: Option<Linear<B>>,
+    /// `gpt`.
+    pub gpt: Gpt<B>,
+}
+
+impl<B: Backend> GptDecoder<B> {
+    fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.fc {
+            Some(fc) => fc.forward(x),
+            None => x,
+        }
+    }
+}
+
+/// A continuous RoboVLMs policy head: down-sampling, the [`Decoder`] and the arm and gripper
+/// MLPs (field names follow the checkpoint's `act_head.*`).
 #[derive(Module, Debug)]
 pub struct ActionHead<B: Backend> {
-    /// `LSTMDecoder.rnn`.
-    pub rnn: Option<Lstm<B>>,
-    /// `FCDecoder.mlp`: Linear(in·latent → in·latent/2), ReLU, Linear(→ hidden·latent).
-    pub mlp: Option<Vec<SeqLayer<B>>>,
-    /// `GPTDecoder.fc` (absent when it is the identity: `hidden_size == in_features`).
-    pub fc: Option<Linear<B>>,
-    /// `GPTDecoder.gpt`.
-    pub gpt: Option<Gpt<B>>,
+    /// The sequence model (LSTM, FC or GPT).
+    pub decoder: Decoder<B>,
     /// `MLPTanhHead`: arm actions in [-1, 1], `fwd_pred_next_n · (action_dim − 1)` outputs.
     pub actions: Sequential<B>,
     /// `MLPSigmoidHead` (no sigmoid applied): gripper logits, `fwd_pred_next_n` outputs.
@@ -68,11 +107,18 @@ pub struct HeadOutput<B: Backend> {
 impl<B: Backend> ActionHead<B> {
     pub(crate) fn new(c: &HeadConfig, device: &B::Device) -> Self {
         let (inp, hid) = (c.in_features * c.latent, c.hidden_size * c.latent);
+        let decoder = match c.kind {
+            HeadKind::Lstm => Decoder::Lstm(LstmDecoder { rnn: Lstm::new(inp, hid, c.num_layers, device) }),
+            HeadKind::Fc => Decoder::Fc(FcDecoder { mlp: Sequential::new(&[inp, inp / 2, hid], false, device).mlp }),
+            HeadKind::Gpt => Decoder::Gpt(GptDecoder {
+                // RoboVLMs: `nn.Linear(in_features, hidden_size)` unless equal (then Identity).
+                fc: (c.hidden_size != c.in_features)
+                    .then(|| LinearConfig::new(c.in_features, c.hidden_size).init(device)),
+                gpt: Gpt::new(hid, c.window_size, c.gpt_layers, c.gpt_heads, device),
+            }),
+        };
         let mut head = Self {
-            rnn: None,
-            mlp: None,
-            fc: None,
-            gpt: None,
+            decoder,
             actions: Sequential::policy_head(hid, c.fwd_pred_next_n * c.arm_dim(), true, device),
             gripper: Sequential::policy_head(hid, c.fwd_pred_next_n, false, device),
             window_size: c.window_size,
@@ -80,16 +126,6 @@ impl<B: Backend> ActionHead<B> {
             latent: c.latent,
             pooling: c.down_sample == DownSample::Pooling,
         };
-        match c.kind {
-            HeadKind::Lstm => head.rnn = Some(Lstm::new(inp, hid, c.num_layers, device)),
-            HeadKind::Fc => head.mlp = Some(Sequential::new(&[inp, inp / 2, hid], false, device).mlp),
-            HeadKind::Gpt => {
-                // RoboVLMs: `nn.Linear(in_features, hidden_size)` unless equal (then Identity).
-                head.fc = (c.hidden_size != c.in_features)
-                    .then(|| LinearConfig::new(c.in_features, c.hidden_size).init(device));
-                head.gpt = Some(Gpt::new(hid, c.window_size, c.gpt_layers, c.gpt_heads, device));
-            }
-        }
         // Parameters are created in the device's precision; a half-precision run moves them to
         // the head's (loading from a checkpoint replaces them with f32 tensors anyway).
         if DType::from(get_device_settings::<B>(device).float_dtype) != HEAD_DTYPE {
@@ -100,12 +136,10 @@ impl<B: Backend> ActionHead<B> {
 
     /// The decoder kind.
     pub fn kind(&self) -> HeadKind {
-        if self.rnn.is_some() {
-            HeadKind::Lstm
-        } else if self.gpt.is_some() {
-            HeadKind::Gpt
-        } else {
-            HeadKind::Fc
+        match self.decoder {
+            Decoder::Lstm(_) => HeadKind::Lstm,
+            Decoder::Fc(_) => HeadKind::Fc,
+            Decoder::Gpt(_) => HeadKind::Gpt,
         }
     }
 
@@ -125,17 +159,6 @@ impl<B: Backend> ActionHead<B> {
         Tensor::cat(pooled, 2).reshape([b, t, self.latent * d])
     }
 
-    fn run_fc(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        forward_layers(self.mlp.as_deref().expect("FC head has mlp"), x)
-    }
-
-    fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.fc {
-            Some(fc) => fc.forward(x),
-            None => x,
-        }
-    }
-
     fn outputs(&self, x: Tensor<B, 3>) -> HeadOutput<B> {
         let [b, t, _] = x.dims();
         let n = self.fwd_pred_next_n;
@@ -151,10 +174,10 @@ impl<B: Backend> ActionHead<B> {
     ///   float dtype; computed in [`HEAD_DTYPE`])
     pub fn forward(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
         let x = self.reduce(tokens.cast(HEAD_DTYPE));
-        let x = match self.kind() {
-            HeadKind::Lstm => self.rnn.as_ref().expect("lstm").forward(x, None).0,
-            HeadKind::Fc => self.run_fc(x),
-            HeadKind::Gpt => self.gpt.as_ref().expect("gpt").forward(self.project(x)),
+        let x = match &self.decoder {
+            Decoder::Lstm(d) => d.rnn.forward(x, None).0,
+            Decoder::Fc(d) => forward_layers(&d.mlp, x),
+            Decoder::Gpt(d) => d.gpt.forward(d.project(x)),
         };
         self.outputs(x)
     }
@@ -170,10 +193,9 @@ impl<B: Backend> ActionHead<B> {
     /// - `tokens`: `[batch, tokens, in_features]` for this step; returns time = 1
     pub fn step(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
         let x = self.reduce(tokens.cast(HEAD_DTYPE).unsqueeze_dim::<4>(1));
-        let x = match self.kind() {
-            HeadKind::Fc => self.run_fc(x),
-            HeadKind::Lstm => {
-                let rnn = self.rnn.as_ref().expect("lstm");
+        let x = match &self.decoder {
+            Decoder::Fc(d) => forward_layers(&d.mlp, x),
+            Decoder::Lstm(LstmDecoder { rnn }) => {
                 state.push(x.clone());
                 if state.len() <= self.window_size {
                     let (out, kept) = rnn.forward(x, state.lstm.take());
@@ -186,10 +208,10 @@ impl<B: Backend> ActionHead<B> {
                     last_step(out)
                 }
             }
-            HeadKind::Gpt => {
-                state.push(self.project(x));
+            Decoder::Gpt(d) => {
+                state.push(d.project(x));
                 state.keep_last(self.window_size);
-                last_step(self.gpt.as_ref().expect("gpt").forward(state.window()))
+                last_step(d.gpt.forward(state.window()))
             }
         };
         self.outputs(x)

@@ -2,7 +2,7 @@
 //!
 //! Backends are compiled in by cargo features (`ndarray`, `flex`, `wgpu`, `cuda`) and picked at
 //! run time with `--backend`; everything else in the workspace is generic over `B: Backend` and
-//! receives its device from [`run_on`]. Asking for a backend that is not compiled in, or whose
+//! receives its device from [`on_backend!`]. Asking for a backend that is not compiled in, or whose
 //! device is missing, is a clear error, never a panic: Burn 0.21 panics on a worker thread when
 //! CUDA has no driver, so the driver is probed before any tensor is created.
 
@@ -94,14 +94,6 @@ fn cuda_driver_present() -> Result<()> {
     }
 }
 
-/// Work that runs on whichever backend the user picked.
-pub trait OnBackend {
-    /// What the work returns.
-    type Output;
-    /// Runs on backend `B` with its default device.
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output;
-}
-
 /// Compute precision requested with `--dtype`.
 ///
 /// Burn 0.21 tensors carry their dtype at run time, so precision is not a second backend type
@@ -178,25 +170,64 @@ fn set_precision<B: Backend>(kind: BackendKind, dtype: Dtype, device: &B::Device
     Ok(())
 }
 
-/// Runs `job` on the chosen backend in the chosen precision (compiled in, usable and supported,
-/// else a clear error).
-pub fn run_on<J: OnBackend>(kind: BackendKind, dtype: Dtype, job: J) -> Result<J::Output> {
-    kind.ensure_usable()?;
-    fn go<B: Backend, J: OnBackend>(kind: BackendKind, dtype: Dtype, job: J) -> Result<J::Output> {
-        let device = B::Device::default();
-        set_precision::<B>(kind, dtype, &device)?;
-        Ok(job.run::<B>(&device))
-    }
-    match kind {
-        #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => go::<burn::backend::NdArray<f32>, J>(kind, dtype, job),
-        #[cfg(feature = "flex")]
-        BackendKind::Flex => go::<burn::backend::Flex<f32>, J>(kind, dtype, job),
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => go::<burn::backend::Wgpu<f32>, J>(kind, dtype, job),
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => go::<burn::backend::Cuda<f32>, J>(kind, dtype, job),
-        #[allow(unreachable_patterns)]
-        other => bail!("backend `{other}` is not compiled into this binary"),
+/// `--backend` and `--dtype`, the same for every command that computes (`#[command(flatten)]`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DeviceArgs {
+    /// Backend (default: the fastest CPU backend compiled in; `robovlm backends` lists them).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Compute precision of the model's matrix work: f32, f16 (flex, wgpu, cuda) or bf16 (flex,
+    /// cuda). Norms, attention scores, Gemma's residual stream and the action head stay f32;
+    /// outputs are reported in f32.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Dtype,
+}
+
+impl DeviceArgs {
+    /// The backend to use.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.unwrap_or_else(BackendKind::default_compiled)
     }
 }
+
+/// The default device of backend `B`, set to compute in `dtype` (or a clear error). Called by
+/// [`on_backend!`] before the first tensor exists.
+pub fn prepare<B: Backend>(kind: BackendKind, dtype: Dtype) -> Result<B::Device> {
+    let device = B::Device::default();
+    set_precision::<B>(kind, dtype, &device)?;
+    Ok(device)
+}
+
+/// Runs a block on the backend and precision of a [`DeviceArgs`] — the one dispatch path of the
+/// binary. In `on_backend!(args, |B, device| { ... })` the block sees `B`, the concrete backend
+/// type, and `device: &B::Device`; it is compiled once per backend feature and must evaluate to
+/// an `anyhow::Result` of host data. An unknown, unusable or unsupported choice is an error
+/// before any tensor is created.
+macro_rules! on_backend {
+    ($args:expr, |$b:ident, $dev:ident| $body:block) => {
+        $crate::backend::on_backend!(@arms $args, $b, $dev, $body,
+            ("ndarray", Ndarray, burn::backend::NdArray<f32>),
+            ("flex", Flex, burn::backend::Flex<f32>),
+            ("wgpu", Wgpu, burn::backend::Wgpu<f32>),
+            ("cuda", Cuda, burn::backend::Cuda<f32>))
+    };
+    (@arms $args:expr, $b:ident, $dev:ident, $body:block, $(($feature:literal, $kind:ident, $ty:ty)),*) => {{
+        let args: $crate::backend::DeviceArgs = $args;
+        let kind = args.kind();
+        kind.ensure_usable()?;
+        match kind {
+            $(
+                #[cfg(feature = $feature)]
+                $crate::backend::BackendKind::$kind => {
+                    type $b = $ty;
+                    let device = $crate::backend::prepare::<$b>(kind, args.dtype)?;
+                    let $dev = &device;
+                    $body
+                }
+            )*
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!("backend `{other}` is not compiled into this binary"),
+        }
+    }};
+}
+pub(crate) use on_backend;

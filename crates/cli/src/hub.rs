@@ -241,6 +241,23 @@ fn parse_repo_id(s: &str) -> Option<(&str, &str)> {
     (ok(parts.next()) && ok(parts.next()) && parts.next().is_none()).then_some((id, revision))
 }
 
+/// `--model`: a PaliGemma model, local or on the Hub (shared by the commands that load one).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArg {
+    /// HF PaliGemma directory, or a Hub repo id `org/name[@revision]` (e.g.
+    /// google/paligemma-3b-pt-224), downloaded into the HF cache with a progress bar or taken from
+    /// it. Honours HF_TOKEN (gated repos), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1, HF_ENDPOINT.
+    #[arg(long, value_name = "DIR|HF_ID")]
+    pub model: String,
+}
+
+impl ModelArg {
+    /// The local directory (downloaded first when a Hub id is given).
+    pub fn resolve(&self) -> Result<PathBuf> {
+        resolve_model(&self.model)
+    }
+}
+
 /// Resolves a model argument to a local directory, downloading a Hub repo if needed.
 pub fn resolve_model(arg: &str) -> Result<PathBuf> {
     let path = Path::new(arg);

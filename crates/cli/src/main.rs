@@ -1,13 +1,13 @@
 //! `robovlm`: PaliGemma and RoboVLMs policies on Burn, from the command line.
 //!
 //! The binary is a thin shell: argument parsing, backend selection ([`backend`]), human and JSON
-//! output. All model logic lives in `robovlm-core`. Errors end the process with a non-zero
+//! output. Model logic lives in `robovlm-core`, the parity harness in `robovlm-parity`. Errors end the process with a non-zero
 //! status and one line naming the file, tensor or field at fault.
 
 mod backend;
+mod bench;
 mod commands;
 mod hub;
-mod parity;
 
 use std::process::ExitCode;
 

@@ -7,8 +7,8 @@ use robovlm_ops::attention;
 
 use crate::config::GemmaConfig;
 use crate::kv_cache::KvCache;
-use crate::matvec;
 use crate::rope::{RopeTables, apply};
+use crate::row_matmul;
 
 /// `GemmaAttention` (transformers 4.47.1 `modeling_gemma.py`): `num_attention_heads` query heads
 /// share `num_key_value_heads` key/value heads (1 = multi-query), each `head_dim` wide
@@ -61,9 +61,9 @@ impl<B: Backend> Attention<B> {
         let [batch, seq, _] = x.dims();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let split = |t: Tensor<B, 3>, heads| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = apply(split(matvec::linear(&self.q_proj, x.clone()), h), rope);
-        let k = apply(split(matvec::linear(&self.k_proj, x.clone()), kvh), rope);
-        let v = split(matvec::linear(&self.v_proj, x), kvh);
+        let q = apply(split(row_matmul::linear(&self.q_proj, x.clone()), h), rope);
+        let k = apply(split(row_matmul::linear(&self.k_proj, x.clone()), kvh), rope);
+        let v = split(row_matmul::linear(&self.v_proj, x), kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
@@ -84,6 +84,6 @@ impl<B: Backend> Attention<B> {
         };
         let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
         let out = attention(q, repeat(k), repeat(v), bias);
-        matvec::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+        row_matmul::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
     }
 }

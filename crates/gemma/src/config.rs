@@ -6,7 +6,7 @@ use crate::decoder::Decoder;
 
 /// Architecture of a Gemma (v1) decoder as used by PaliGemma.
 ///
-/// Field names follow HF `text_config` (`GemmaConfig`); JSON goes through [`crate::hf`], which
+/// Field names follow HF `text_config` (`GemmaConfig`); JSON goes through [`GemmaConfig::from_hf_value`], which
 /// applies transformers' defaults for absent keys (notably `head_dim` 256).
 #[derive(Config, Debug, PartialEq)]
 pub struct GemmaConfig {
@@ -56,7 +56,7 @@ impl GemmaConfig {
     /// Builds a randomly initialised decoder; load weights afterwards.
     ///
     /// # Panics
-    /// If `num_key_value_heads` does not divide `num_attention_heads` ([`crate::hf`] rejects
+    /// If `num_key_value_heads` does not divide `num_attention_heads` ([`GemmaConfig::from_hf_value`] rejects
     /// such configs with an error first).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Decoder<B> {
         assert!(

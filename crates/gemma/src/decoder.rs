@@ -7,9 +7,9 @@ use burn::tensor::DType;
 use crate::config::GemmaConfig;
 use crate::decoder_layer::DecoderLayer;
 use crate::kv_cache::KvCache;
-use crate::matvec;
 use crate::rms_norm::RmsNorm;
 use crate::rope::Rope;
+use crate::row_matmul;
 
 /// `GemmaModel` (+ the LM head of `GemmaForCausalLM`). Stateless: KV caches are passed in.
 ///
@@ -131,12 +131,12 @@ impl<B: Backend> Decoder<B> {
     /// - `hidden`: `[batch, seq, hidden]`; returns `[batch, seq, vocab]`
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => matvec::linear(head, hidden),
+            Some(head) => row_matmul::linear(head, hidden),
             None => {
                 let [batch, seq, d] = hidden.dims();
                 let w = self.embed_tokens.weight.val(); // [vocab, hidden]
                 let vocab = w.dims()[0];
-                matvec::tied_logits(hidden.reshape([batch * seq, d]), w).reshape([batch, seq, vocab])
+                row_matmul::tied_logits(hidden.reshape([batch * seq, d]), w).reshape([batch, seq, vocab])
             }
         }
     }

@@ -33,7 +33,7 @@ impl<B: Backend> DecoderLayer<B> {
     }
 
     /// # Shapes
-    /// - `x`, returns: `[batch, seq, hidden]`; see [`Attention::forward`] for `bias`.
+    /// - `x`, returns: `[batch, seq, hidden]`; `bias` is the additive mask of [`crate::AttentionMask::to_bias`].
     pub fn forward(
         &self,
         x: Tensor<B, 3>,

@@ -14,12 +14,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// Weights could not be loaded into the decoder.
-    #[error("{}: {message}", path.display())]
-    Weights {
-        /// The safetensors file.
-        path: std::path::PathBuf,
-        /// Missing, misshapen or unexpected tensors, by name.
-        message: String,
-    },
+    /// Weights could not be loaded into the decoder (the error names the file and tensors).
+    #[error(transparent)]
+    Weights(#[from] robovlm_weights::LoadError),
+    /// A generation input is unusable (mask shape, sampling settings).
+    #[error("invalid generation input: {0}")]
+    Input(String),
 }

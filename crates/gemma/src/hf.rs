@@ -9,7 +9,7 @@ use crate::error::Error;
 /// `text_config` as written by transformers, with `GemmaConfig`'s defaults for absent keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct HfGemmaConfig {
+pub(crate) struct HfGemmaConfig {
     /// Default 256000.
     pub vocab_size: usize,
     /// Default 3072.

@@ -4,7 +4,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use robovlm_ops::gelu_tanh;
 
-use crate::matvec;
+use crate::row_matmul;
 
 /// `GemmaMLP`: `down(gelu_tanh(gate(x)) · up(x))` (GeGLU, no biases).
 #[derive(Module, Debug)]
@@ -30,7 +30,7 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`, returns: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = gelu_tanh(matvec::linear(&self.gate_proj, x.clone()));
-        matvec::linear(&self.down_proj, gate * matvec::linear(&self.up_proj, x))
+        let gate = gelu_tanh(row_matmul::linear(&self.gate_proj, x.clone()));
+        row_matmul::linear(&self.down_proj, gate * row_matmul::linear(&self.up_proj, x))
     }
 }

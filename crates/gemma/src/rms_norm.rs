@@ -8,7 +8,7 @@ use burn::tensor::DType;
 ///
 /// Stored weights are offsets around 0 (the `1 +` is in the forward), so checkpoint values load
 /// unchanged — Burn's `nn::RmsNorm` would need `weight + 1` baked in. The input (Gemma's f32
-/// residual stream, see [`crate::decoder`]) is reduced in f32 and the result comes out in the
+/// residual stream, see [`crate::Decoder::forward`]) is reduced in f32 and the result comes out in the
 /// weights' dtype, the compute precision of the projections that follow.
 #[derive(Module, Debug)]
 pub struct RmsNorm<B: Backend> {

@@ -63,7 +63,7 @@ impl Rope {
 ///
 /// # Shapes
 /// - `x`: `[batch, heads, seq, head_dim]`; tables broadcast over heads.
-pub fn apply<B: Backend>(x: Tensor<B, 4>, t: &RopeTables<B>) -> Tensor<B, 4> {
+pub(crate) fn apply<B: Backend>(x: Tensor<B, 4>, t: &RopeTables<B>) -> Tensor<B, 4> {
     let [b, h, s, d] = x.dims();
     let first = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
     let second = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);

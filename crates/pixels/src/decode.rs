@@ -59,14 +59,16 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage> {
 /// Reads a whole file, refusing more than `limits.max_file_bytes` (checked while reading, so
 /// `/dev/zero` or a growing pipe cannot exhaust memory).
 pub(crate) fn read_bounded(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let declared = file.metadata().map_err(io)?.len();
-    limits.check_file_bytes(declared).map_err(|e| e.in_file(path))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
-    file.take(limits.max_file_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
-    limits.check_file_bytes(bytes.len() as u64).map_err(|e| e.in_file(path))?;
-    Ok(bytes)
+    let read = || -> Result<Vec<u8>> {
+        let file = std::fs::File::open(path)?;
+        let declared = file.metadata()?.len();
+        limits.check_file_bytes(declared)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        file.take(limits.max_file_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+        limits.check_file_bytes(bytes.len() as u64)?;
+        Ok(bytes)
+    };
+    read().map_err(|e| e.in_file(path))
 }
 
 /// Expands samples with `channels` per pixel to RGB the way `convert("RGB")` does: grey is

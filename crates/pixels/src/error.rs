@@ -8,15 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Why an image could not be read or built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The bytes could not be read (the file is missing, a directory, unreadable); wrapped in
+    /// [`Error::File`] with the path.
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
     /// Something went wrong with the image in this file (the source says what).
     #[error("{}: {source}", path.display())]
     File {

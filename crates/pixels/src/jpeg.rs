@@ -56,7 +56,12 @@ fn decode_checked(bytes: &[u8], limits: &Limits) -> Result<RgbImage> {
         1 => ColorSpace::JCS_GRAYSCALE,
         3 => ColorSpace::JCS_RGB,
         4 => ColorSpace::JCS_CMYK,
-        n => return Err(Error::unsupported(FORMAT, format!("{n}-component images are not supported (Pillow: 1, 3 or 4)"))),
+        n => {
+            return Err(Error::unsupported(
+                FORMAT,
+                format!("{n}-component images are not supported (Pillow: 1, 3 or 4)"),
+            ));
+        }
     };
     let mut started = header.to_colorspace(out_space).map_err(io)?;
     let samples: Vec<u8> = started.read_scanlines().map_err(io)?;
@@ -110,10 +115,16 @@ fn check_structure(bytes: &[u8]) -> Result<()> {
             0xD9 => return Err(Error::corrupt(FORMAT, "end of image before any scan")),
             0xD0..=0xD7 | 0x01 => continue, // RSTn, TEM: no length
             0xC3 | 0xC7 | 0xCB | 0xCF => {
-                return Err(Error::unsupported(FORMAT, "lossless JPEG is not supported; re-encode as PNG or baseline JPEG"));
+                return Err(Error::unsupported(
+                    FORMAT,
+                    "lossless JPEG is not supported; re-encode as PNG or baseline JPEG",
+                ));
             }
             0xC5 | 0xC6 | 0xCD | 0xCE => {
-                return Err(Error::unsupported(FORMAT, "hierarchical JPEG is not supported; re-encode as baseline JPEG"));
+                return Err(Error::unsupported(
+                    FORMAT,
+                    "hierarchical JPEG is not supported; re-encode as baseline JPEG",
+                ));
             }
             _ => {}
         }
@@ -129,9 +140,11 @@ fn check_structure(bytes: &[u8]) -> Result<()> {
             seen_scan = true;
             // Entropy-coded data follows (it may start with a stuffed 0xFF00): skip to the next
             // marker that is neither a stuffed byte nor a restart marker.
-            let next = bytes.get(i..).unwrap_or_default().windows(2).position(|w| {
-                w[0] == 0xFF && w[1] != 0x00 && !(0xD0..=0xD7).contains(&w[1])
-            });
+            let next = bytes
+                .get(i..)
+                .unwrap_or_default()
+                .windows(2)
+                .position(|w| w[0] == 0xFF && w[1] != 0x00 && !(0xD0..=0xD7).contains(&w[1]));
             i += next.ok_or_else(truncated)?;
         }
     }

@@ -33,30 +33,18 @@ impl Limits {
 
     /// Refuses an image whose declared size exceeds `max_pixels` (or overflows).
     pub(crate) fn check_pixels(&self, width: u64, height: u64) -> Result<()> {
-        let pixels = width.saturating_mul(height);
-        if pixels > self.max_pixels {
-            return Err(Error::TooLarge {
-                what: "image size in pixels",
-                size: pixels,
-                limit: self.max_pixels,
-                hint: "a possible decompression bomb; raise Limits::max_pixels if the image is trusted",
-            });
-        }
-        Ok(())
+        let hint = "a possible decompression bomb; raise Limits::max_pixels if the image is trusted";
+        within("image size in pixels", width.saturating_mul(height), self.max_pixels, hint)
     }
 
     /// Refuses more than `max_file_bytes` of input.
     pub(crate) fn check_file_bytes(&self, bytes: u64) -> Result<()> {
-        if bytes > self.max_file_bytes {
-            return Err(Error::TooLarge {
-                what: "file size in bytes",
-                size: bytes,
-                limit: self.max_file_bytes,
-                hint: "raise Limits::max_file_bytes if the file is trusted",
-            });
-        }
-        Ok(())
+        within("file size in bytes", bytes, self.max_file_bytes, "raise Limits::max_file_bytes if the file is trusted")
     }
+}
+
+fn within(what: &'static str, size: u64, limit: u64, hint: &'static str) -> Result<()> {
+    if size > limit { Err(Error::TooLarge { what, size, limit, hint }) } else { Ok(()) }
 }
 
 #[cfg(test)]

@@ -26,11 +26,14 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<RgbImage> {
     decoder.set_transformations(::png::Transformations::EXPAND);
     // The pixel limit below is the real bound; this only stops the decoder's own buffers
     // (e.g. huge text chunks) from growing without one.
-    decoder.set_limits(::png::Limits { bytes: usize::try_from(limits.max_file_bytes.saturating_mul(8)).unwrap_or(usize::MAX) });
+    decoder.set_limits(::png::Limits {
+        bytes: usize::try_from(limits.max_file_bytes.saturating_mul(8)).unwrap_or(usize::MAX),
+    });
     let mut reader = decoder.read_info().map_err(corrupt)?;
     let (width, height) = reader.info().size();
     limits.check_pixels(u64::from(width), u64::from(height))?;
-    let grey16 = reader.info().color_type == ::png::ColorType::Grayscale && reader.info().bit_depth == ::png::BitDepth::Sixteen;
+    let grey16 =
+        reader.info().color_type == ::png::ColorType::Grayscale && reader.info().bit_depth == ::png::BitDepth::Sixteen;
     let (color, depth) = reader.output_color_type();
     let size = reader.output_buffer_size().ok_or_else(|| Error::corrupt(FORMAT, "image size overflows"))?;
     let mut buf = vec![0u8; size];

@@ -153,7 +153,11 @@ fn vertical(src: &[u8], width: usize, row_offset: usize, coeffs: &Coefficients) 
 /// If `rgb.len() != width * height * 3` or any size is zero (caller bugs; [`crate::RgbImage`]
 /// guarantees both).
 pub fn resize_bicubic_rgb(rgb: &[u8], width: usize, height: usize, out_width: usize, out_height: usize) -> Vec<u8> {
-    assert_eq!(Some(rgb.len()), width.checked_mul(height).and_then(|n| n.checked_mul(C)), "RGB buffer does not match {width}x{height}");
+    assert_eq!(
+        Some(rgb.len()),
+        width.checked_mul(height).and_then(|n| n.checked_mul(C)),
+        "RGB buffer does not match {width}x{height}"
+    );
     assert!(width > 0 && height > 0 && out_width > 0 && out_height > 0, "zero-sized resize");
     let need_horizontal = out_width != width;
     let need_vertical = out_height != height;
@@ -164,7 +168,11 @@ pub fn resize_bicubic_rgb(rgb: &[u8], width: usize, height: usize, out_width: us
 
     if horizontal_first {
         if !need_horizontal {
-            return if need_vertical { vertical(rgb, width, 0, &precompute_coeffs(height, out_height)) } else { rgb.to_vec() };
+            return if need_vertical {
+                vertical(rgb, width, 0, &precompute_coeffs(height, out_height))
+            } else {
+                rgb.to_vec()
+            };
         }
         let vert = precompute_coeffs(height, out_height);
         // Only the source rows the vertical pass reads are resampled horizontally.

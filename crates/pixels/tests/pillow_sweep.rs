@@ -18,7 +18,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn table(name: &str) -> Vec<Vec<String>> {
     let path = fixtures().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split('\t').map(str::to_owned).collect()).collect()
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
 }
 
 /// `source_pixels` of `tools/pixels_reference.py`: 16×16 tiles alternating hashed noise and a

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod error;
 mod projector;
 mod weights;
 
-
+pub use error::{Error, Result};
 pub use projector::{Projector, ProjectorConfig};
-pub use weights::Error;

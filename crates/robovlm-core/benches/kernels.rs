@@ -3,7 +3,7 @@
 //! and one decode row), RMSNorm, SigLIP MLP (256 tokens), the LSTM head's control step (4 layers ×
 //! 1024, window 8 full) and the decode-step tied logits (vocabulary 257216).
 //!
-//! `cargo bench -p robovlm-core --bench kernels --features flex` (add `-- <filter>` for one).
+//! `cargo bench -p robovlm-core --bench kernels` (add `-- <filter>` for one).
 //! End-to-end numbers against PyTorch come from `cargo xtask bench`.
 
 use std::hint::black_box;
@@ -12,7 +12,7 @@ use action_heads::{HeadConfig, HeadKind, HeadState};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{Criterion, criterion_group, criterion_main};
-use gemma::{AttentionMask, GemmaConfig, matvec};
+use gemma::{AttentionMask, GemmaConfig, Rope};
 use siglip::VisionConfig;
 
 type B = burn::backend::Flex<f32>;
@@ -32,7 +32,7 @@ fn kernels(c: &mut Criterion) {
     let x: Tensor<B, 3> = random([1, seq, text.hidden_size], &device);
     let row = random([1, 1, text.hidden_size], &device);
     let positions: Vec<i64> = (0..seq as i64).collect();
-    let rope = gemma::rope::Rope::new(text.head_dim, text.rope_theta).tables::<B>(&positions, 1, &device);
+    let rope = Rope::new(text.head_dim, text.rope_theta).tables::<B>(&positions, 1, &device);
     let bias = AttentionMask::prefix(&vec![1; seq], 1).to_bias::<B>(&device);
 
     let mut g = c.benchmark_group("paligemma-3b");
@@ -64,11 +64,12 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| black_box(head.step(token.clone(), &mut state).arm.into_data()))
     });
 
-    let embedding: Tensor<B, 2> = random([257_216, text.hidden_size], &device);
-    let hidden = random([1, text.hidden_size], &device);
-    g.bench_function("tied_logits_decode_row", |b| {
-        b.iter(|| black_box(matvec::tied_logits(hidden.clone(), embedding.clone()).into_data()))
-    });
+    // The tied LM head alone: a decoder without layers at the full vocabulary.
+    let mut logits_only = GemmaConfig::paligemma_3b();
+    logits_only.num_hidden_layers = 0;
+    let lm = logits_only.init::<B>(&device);
+    let hidden = random([1, 1, text.hidden_size], &device);
+    g.bench_function("tied_logits_decode_row", |b| b.iter(|| black_box(lm.logits(hidden.clone()).into_data())));
     g.finish();
 }
 

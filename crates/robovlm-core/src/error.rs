@@ -47,9 +47,21 @@ pub enum Error {
         /// The tokenizer library's message.
         message: String,
     },
-    /// Model weights are missing, misshapen or unreadable (the message names file and tensor).
-    #[error("{0}")]
-    Weights(String),
+    /// A checkpoint is unreadable or does not fit the model (names the file and tensors).
+    #[error(transparent)]
+    Weights(#[from] robovlm_weights::LoadError),
+    /// The vision tower rejected its configuration or weights.
+    #[error(transparent)]
+    Vision(#[from] siglip::Error),
+    /// The language model rejected its configuration, weights or a generation input.
+    #[error(transparent)]
+    Language(#[from] gemma::Error),
+    /// The projector's weights could not be loaded.
+    #[error(transparent)]
+    Projector(#[from] projector::Error),
+    /// The action head rejected its configuration or weights.
+    #[error(transparent)]
+    Head(#[from] action_heads::Error),
     /// A caller-supplied input is unusable (empty prompt, empty batch, ...).
     #[error("invalid input: {0}")]
     Input(String),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use robovlm_core::robovlms_prompt::{discrete_prompt_text, instruction_batch};
+use robovlm_core::robovlms::{discrete_prompt_text, instruction_batch};
 use robovlm_core::{Error, ImageProcessor, PaliGemmaProcessor, TextTokenizer};
 
 fn model_dir() -> PathBuf {
@@ -73,7 +73,10 @@ fn missing_and_corrupt_files_are_named_errors() {
     let err = p.process_image(&bad_png).unwrap_err();
     assert!(matches!(err, Error::Image(_)) && err.to_string().contains("bad.png"), "{err}");
     let err = p.process_image(&dir.join("absent.png")).unwrap_err();
-    assert!(matches!(err, Error::Image(robovlm_core::pixels::Error::Io { .. })) && err.to_string().contains("absent.png"), "{err}");
+    assert!(
+        matches!(err, Error::Image(robovlm_core::pixels::Error::File { .. })) && err.to_string().contains("absent.png"),
+        "{err}"
+    );
 
     let bad_tok = dir.join("tokenizer.json");
     std::fs::write(&bad_tok, "{\"not\": \"a tokenizer\"}").unwrap();

@@ -7,7 +7,7 @@ use crate::vision_tower::VisionTower;
 /// Architecture of the SigLIP vision tower used inside PaliGemma.
 ///
 /// Field names follow HF `vision_config` (`SiglipVisionConfig`); JSON goes through
-/// [`crate::hf`], which applies transformers' defaults for absent keys.
+/// [`VisionConfig::from_hf_value`], which applies transformers' defaults for absent keys.
 #[derive(Config, Debug, PartialEq)]
 pub struct VisionConfig {
     /// Width of the residual stream.
@@ -65,7 +65,7 @@ impl VisionConfig {
     ///
     /// # Panics
     /// If `num_attention_heads` does not divide `hidden_size` or `patch_size` does not divide
-    /// `image_size` ([`crate::hf`] rejects such configs with an error first).
+    /// `image_size` ([`VisionConfig::from_hf_value`] rejects such configs with an error first).
     pub fn init<B: Backend>(&self, device: &B::Device) -> VisionTower<B> {
         assert!(
             self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,

@@ -9,7 +9,7 @@ use crate::error::Error;
 /// `vision_config` as written by transformers, with its class defaults for absent keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct HfVisionConfig {
+pub(crate) struct HfVisionConfig {
     /// `hidden_size` (default 768).
     pub hidden_size: usize,
     /// `intermediate_size` (default 3072).

@@ -19,7 +19,7 @@ pub struct Encoder<B: Backend> {
 /// (`vision_use_head=false`): the output is `last_hidden_state`.
 ///
 /// The module tree mirrors the checkpoint below `vision_tower.vision_model.`, so loading is a
-/// prefix (see [`crate::weights`]).
+/// prefix (see [`VisionTower::load_weights`]).
 #[derive(Module, Debug)]
 pub struct VisionTower<B: Backend> {
     /// Patch + position embeddings.

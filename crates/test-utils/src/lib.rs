@@ -34,3 +34,38 @@ pub fn half_supported() -> bool {
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
+
+/// A golden tensor of a fixture case (`fixtures/<case>/reference.safetensors`): shape and
+/// values as f32 (integer tensors converted).
+///
+/// # Panics
+/// If the case or the tensor does not exist (a broken fixture is a test failure).
+pub fn reference(case: &str, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let path = fixtures_dir().join(case).join("reference.safetensors");
+    let checkpoint = robovlm_weights::Checkpoint::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let data = checkpoint.read(name).unwrap_or_else(|e| panic!("{e}"));
+    (data.shape.to_vec(), data.convert::<f32>().into_vec::<f32>().expect("converted to f32"))
+}
+
+/// Asserts `got` equals the golden `want` within the fixtures' float tolerance (fixtures README
+/// §5: `|a - b| <= 1e-4 + 1e-4·|ref|`), naming the tensor and the worst element.
+///
+/// # Panics
+/// On a length mismatch or any element outside the tolerance.
+pub fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: {} values, reference has {}", got.len(), want.len());
+    let worst = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (&a, &b))| (i, (a - b).abs() / (1e-4 + 1e-4 * b.abs())))
+        .fold((0, 0f32), |w, c| if c.1 > w.1 || c.1.is_nan() { c } else { w });
+    assert!(
+        worst.1 <= 1.0,
+        "{name}: element {} is {} but the reference is {} ({:.1}x the tolerance)",
+        worst.0,
+        got[worst.0],
+        want[worst.0],
+        worst.1
+    );
+}

@@ -4,12 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use burn::prelude::Backend;
-use robovlm_core::robovlms_config::{HeadSpec, RoboVlmsConfig};
-use robovlm_core::{DiscretePolicy, Policy, PolicyFiles, RgbImage};
+use robovlm_core::{PolicyFiles, RgbImage, RoboPolicy, StepDetail};
 
-use crate::backend::{BackendKind, OnBackend, run_on};
-use crate::commands::Dtype;
+use crate::backend::{DeviceArgs, on_backend};
 
 /// Arguments of `robovlm act`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,62 +30,54 @@ pub struct ActArgs {
     /// vlm.pretrained_model_name_or_path.
     #[arg(long)]
     backbone: Option<PathBuf>,
-    /// Backend (default: the fastest CPU backend compiled in).
-    #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
-    /// Compute precision of the model's matrix work: f32, f16 (flex, wgpu, cuda) or bf16 (flex,
-    /// cuda). Norms, attention scores, Gemma's residual stream and the action head stay f32.
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: Dtype,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Print {"steps":[{"step","action","arm","gripper_logits"}]} (discrete policies:
     /// "action_ids" instead of "arm" and "gripper_logits").
     #[arg(long)]
     json: bool,
 }
 
-struct Job(ActArgs, Vec<RgbImage>);
-
-impl OnBackend for Job {
-    type Output = Result<serde_json::Value>;
-
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
-        let (args, frames) = (self.0, self.1);
-        let mut files = PolicyFiles::in_dir(&args.policy).or_else(|e| match &args.checkpoint {
-            Some(c) => Ok(PolicyFiles {
-                config: args.policy.join("robovlm_config.json"),
-                checkpoint: c.clone(),
-                backbone: None,
-            }),
-            None => Err(e),
-        })?;
-        if let Some(c) = &args.checkpoint {
-            files.checkpoint = c.clone();
+/// The policy's files: the directory's, with `--checkpoint` / `--backbone` taking precedence.
+fn policy_files(args: &ActArgs) -> Result<PolicyFiles> {
+    let mut files = PolicyFiles::in_dir(&args.policy).or_else(|e| match &args.checkpoint {
+        Some(c) => {
+            Ok(PolicyFiles { config: args.policy.join("robovlm_config.json"), checkpoint: c.clone(), backbone: None })
         }
-        files.backbone = args.backbone.clone();
-        if matches!(RoboVlmsConfig::from_file(&files.config)?.head, HeadSpec::Discrete { .. }) {
-            // Discrete heads keep no history: each frame is predicted on its own.
-            let policy = DiscretePolicy::<B>::load(&files, device)?;
-            let mut steps = Vec::new();
-            for (i, frame) in frames.iter().enumerate() {
-                let s = policy.infer(frame, &args.instruction)?;
-                steps.push(serde_json::json!({ "step": i, "action": s.action, "action_ids": s.generated_ids }));
-            }
-            return Ok(serde_json::json!({ "steps": steps }));
-        }
-        let mut policy = Policy::<B>::load(&files, device)?;
+        None => Err(e),
+    })?;
+    if let Some(c) = &args.checkpoint {
+        files.checkpoint = c.clone();
+    }
+    files.backbone = args.backbone.clone();
+    Ok(files)
+}
+
+/// One episode: a step per frame from a fresh history; the `--json` form of each step.
+fn episode(args: &ActArgs, frames: &[RgbImage]) -> Result<serde_json::Value> {
+    let files = policy_files(args)?;
+    let steps = on_backend!(args.device, |B, device| {
+        let mut policy = RoboPolicy::<B>::load(&files, device)?;
         policy.reset();
-        let mut steps = Vec::new();
+        let mut steps = Vec::with_capacity(frames.len());
         for (i, frame) in frames.iter().enumerate() {
             let s = policy.step(frame, &args.instruction)?;
-            steps.push(serde_json::json!({
-                "step": i,
-                "action": s.action.emitted,
-                "arm": s.arm,
-                "gripper_logits": s.gripper_logits,
-            }));
+            steps.push(match &s.detail {
+                StepDetail::Continuous(c) => serde_json::json!({
+                    "step": i,
+                    "action": s.action,
+                    "arm": c.arm,
+                    "gripper_logits": c.gripper_logits,
+                }),
+                // Discrete heads keep no history: each frame is predicted on its own.
+                StepDetail::Discrete(d) => {
+                    serde_json::json!({ "step": i, "action": s.action, "action_ids": d.generated_ids })
+                }
+            });
         }
-        Ok(serde_json::json!({ "steps": steps }))
-    }
+        anyhow::Ok(steps)
+    })?;
+    Ok(serde_json::json!({ "steps": steps }))
 }
 
 /// Runs the episode and prints the actions.
@@ -98,11 +87,8 @@ pub fn run(args: ActArgs) -> Result<ExitCode> {
     }
     // Decode every frame first: a bad frame fails before any model work.
     let frames = args.frames.iter().map(|f| RgbImage::open(f)).collect::<Result<Vec<_>, _>>()?;
-    let backend = args.backend.unwrap_or_else(BackendKind::default_compiled);
-    let dtype = args.dtype;
-    let json = args.json;
-    let out = run_on(backend, dtype, Job(args, frames))??;
-    if json {
+    let out = episode(&args, &frames)?;
+    if args.json {
         println!("{out}");
     } else {
         for s in out["steps"].as_array().into_iter().flatten() {

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use burn::prelude::{Backend, Tensor};
+use burn::prelude::Tensor;
 use burn::tensor::ElementConversion;
 
-use crate::backend::{BackendKind, Dtype, OnBackend, run_on};
+use crate::backend::{BackendKind, DeviceArgs, Dtype, on_backend};
 
 /// Arguments of `robovlm backends`.
 #[derive(Debug, clap::Args)]
@@ -17,13 +17,10 @@ pub struct BackendsArgs {
 }
 
 /// A one-element computation that forces device initialisation.
-struct Probe;
-
-impl OnBackend for Probe {
-    type Output = f32;
-    fn run<B: Backend>(self, device: &B::Device) -> f32 {
-        Tensor::<B, 1>::from_floats([1.0, 2.0], device).sum().into_scalar().elem::<f32>()
-    }
+fn compute(kind: BackendKind) -> Result<f32> {
+    on_backend!(DeviceArgs { backend: Some(kind), dtype: Dtype::F32 }, |B, device| {
+        Ok(Tensor::<B, 1>::from_floats([1.0, 2.0], device).sum().into_scalar().elem::<f32>())
+    })
 }
 
 /// Probes one backend, turning a device panic into an error message.
@@ -31,7 +28,7 @@ fn probe(kind: BackendKind) -> Result<(), String> {
     kind.ensure_usable().map_err(|e| e.to_string())?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(|| run_on(kind, Dtype::F32, Probe));
+    let outcome = std::panic::catch_unwind(|| compute(kind));
     std::panic::set_hook(hook);
     match outcome {
         Ok(Ok(v)) if v == 3.0 => Ok(()),

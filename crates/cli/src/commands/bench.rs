@@ -1,7 +1,7 @@
 //! `robovlm bench`: timings of the paths users run, at full PaliGemma-3B width (random weights,
-//! depth reducible) or on a real model directory. The measurement itself is
-//! `robovlm_core::bench`; `tools/bench_reference.py` is the PyTorch side and `cargo xtask bench`
-//! prints the two as ratios.
+//! depth reducible) or on a real model directory. The measurement itself is [`crate::bench`];
+//! `tools/bench_reference.py` is the PyTorch side and `cargo xtask bench` prints the two as
+//! ratios.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,12 +9,10 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::prelude::Backend;
-use robovlm_core::bench::{self, BenchReport, BenchSpec};
-use robovlm_core::gemma::GemmaConfig;
 use robovlm_core::{PaliGemma, PaliGemmaConfig};
 
-use crate::backend::{BackendKind, OnBackend, run_on};
-use crate::commands::Dtype;
+use crate::backend::{DeviceArgs, on_backend};
+use crate::bench::{self, BenchReport, BenchSpec};
 use crate::hub::resolve_model;
 
 /// Model shapes `--preset` can build.
@@ -59,13 +57,8 @@ pub struct BenchArgs {
     /// Untimed warm-up runs before timing (at least one is made: parameters initialise lazily).
     #[arg(long, value_name = "W", default_value_t = 1)]
     warmup: usize,
-    /// Backend (default: the fastest CPU backend compiled in).
-    #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
-    /// Compute precision of the model's matrix work: f32, f16 (flex, wgpu, cuda) or bf16 (flex,
-    /// cuda). Norms, attention scores, Gemma's residual stream and the action head stay f32.
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: Dtype,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Print one JSON object with exactly the measurement keys (null where not measured).
     #[arg(long)]
     json: bool,
@@ -76,41 +69,31 @@ enum Source {
     Dir(PathBuf),
 }
 
-struct Job {
-    source: Source,
-    args: BenchArgs,
-}
-
-impl OnBackend for Job {
-    type Output = Result<BenchReport>;
-
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
-        let a = &self.args;
-        let settings = |mut spec: BenchSpec| {
-            spec.instruction_tokens = a.instruction_tokens;
-            spec.decode_tokens = a.decode_tokens;
-            spec.iters = a.iters;
-            spec.warmup = a.warmup;
-            spec
-        };
-        let (model, spec, load_ms) = match self.source {
-            Source::Preset(spec) => (bench::random_paligemma::<B>(&spec, device), settings(spec), None),
-            Source::Dir(dir) => {
-                let start = Instant::now();
-                let config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
-                let model = PaliGemma::<B>::load(&dir, &config, device)?;
-                B::sync(device).map_err(|e| anyhow::anyhow!("device error: {e:?}"))?;
-                let load_ms = start.elapsed().as_secs_f64() * 1e3;
-                let text = GemmaConfig::from_hf_value(&config.text_config)?;
-                let spec = settings(BenchSpec::for_model(config.vision.clone(), text, config.projection_dim));
-                (model, spec, Some(load_ms))
-            }
-        };
-        let mut report = bench::run(&model, &spec, device)?;
-        report.load_ms = load_ms;
-        report.peak_rss_mb = bench::peak_rss_mb();
-        Ok(report)
-    }
+/// Builds or loads the model on backend `B` and measures it.
+fn measure<B: Backend>(source: &Source, a: &BenchArgs, device: &B::Device) -> Result<BenchReport> {
+    let settings = |mut spec: BenchSpec| {
+        spec.instruction_tokens = a.instruction_tokens;
+        spec.decode_tokens = a.decode_tokens;
+        spec.iters = a.iters;
+        spec.warmup = a.warmup;
+        spec
+    };
+    let (model, spec, load_ms) = match source {
+        Source::Preset(spec) => (bench::random_paligemma::<B>(spec, device), settings(spec.clone()), None),
+        Source::Dir(dir) => {
+            let start = Instant::now();
+            let config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
+            let model = PaliGemma::<B>::load(dir, &config, device)?;
+            B::sync(device).map_err(|e| anyhow::anyhow!("device error: {e:?}"))?;
+            let load_ms = start.elapsed().as_secs_f64() * 1e3;
+            let spec = settings(BenchSpec::for_model(config.vision.clone(), config.text()?, config.projection_dim));
+            (model, spec, Some(load_ms))
+        }
+    };
+    let mut report = bench::run(&model, &spec, device)?;
+    report.load_ms = load_ms;
+    report.peak_rss_mb = bench::peak_rss_mb();
+    Ok(report)
 }
 
 /// Runs the benchmark and prints the report.
@@ -137,11 +120,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
         _ => bail!("give exactly one of --preset or --model"),
     };
-    let backend = args.backend.unwrap_or_else(BackendKind::default_compiled);
-    let dtype = args.dtype;
-    let json = args.json;
-    let report = run_on(backend, dtype, Job { source, args })??;
-    if json {
+    let report = on_backend!(args.device, |B, device| { measure::<B>(&source, &args, device) })?;
+    if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));

@@ -1,12 +1,14 @@
-//! `robovlm parity`: see [`crate::parity`].
+//! `robovlm parity`: a thin shell over the `robovlm-parity` crate (case discovery, providers,
+//! comparison rules and the report live there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::backend::{BackendKind, Dtype};
-use crate::parity::{self, ParityOptions, skip_list_help};
+use robovlm_parity::{ParityOptions, Precision, find_cases, skip_list_help};
+
+use crate::backend::{DeviceArgs, Dtype, on_backend};
 
 /// Arguments of `robovlm parity`.
 #[derive(Debug, clap::Args)]
@@ -27,13 +29,9 @@ pub struct ParityArgs {
     /// Folders holding cases (searched recursively for reference.json).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Backend to compute on (default: the fastest CPU backend compiled in).
-    #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
-    /// Compute precision. f16/bf16 are judged by the half-precision rules (see below), not the
-    /// f32 tolerances.
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: Dtype,
+    /// f16/bf16 are judged by the half-precision rules (see below), not the f32 tolerances.
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Only reference tensors whose name matches this glob (`*`, `?`); repeatable.
     #[arg(long = "only", value_name = "GLOB")]
     only: Vec<String>,
@@ -49,6 +47,15 @@ pub struct ParityArgs {
 pub fn run(args: ParityArgs) -> Result<ExitCode> {
     let opts =
         ParityOptions { paths: args.paths, only: args.only, require_all: args.require_all, verbose: args.verbose };
-    let totals = parity::run(args.backend.unwrap_or_else(BackendKind::default_compiled), args.dtype, opts.clone())?;
+    let dirs = find_cases(&opts.paths)?;
+    let precision = match args.device.dtype {
+        Dtype::F32 => Precision::F32,
+        Dtype::F16 => Precision::F16,
+        Dtype::Bf16 => Precision::Bf16,
+    };
+    println!("parity on backend {}, {}: {} case(s)", args.device.kind(), args.device.dtype, dirs.len());
+    let totals = on_backend!(args.device, |B, device| {
+        anyhow::Ok(robovlm_parity::run::<B>(&dirs, &opts, precision, device))
+    })?;
     Ok(if totals.success(&opts) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

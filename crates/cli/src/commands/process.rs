@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+
+use crate::commands::ImagePrompt;
 use robovlm_core::PaliGemmaProcessor;
 
 /// Arguments of `robovlm process`.
@@ -12,12 +14,8 @@ pub struct ProcessArgs {
     /// HF PaliGemma model directory (tokenizer.json, preprocessor_config.json, config.json).
     #[arg(long)]
     model: PathBuf,
-    /// Image file (JPEG, PNG, BMP or WebP; decoded as Pillow does, EXIF orientation not applied).
-    #[arg(long)]
-    image: PathBuf,
-    /// Prompt text, e.g. "caption en".
-    #[arg(long)]
-    prompt: String,
+    #[command(flatten)]
+    input: ImagePrompt,
     /// Print one JSON object {"input_ids", "attention_mask", "pixel_values_shape", "pixel_mean"}.
     #[arg(long)]
     json: bool,
@@ -25,13 +23,11 @@ pub struct ProcessArgs {
 
 /// Runs the processor and prints what the model would receive.
 pub fn run(args: ProcessArgs) -> Result<ExitCode> {
-    if args.prompt.trim().is_empty() {
-        bail!("--prompt is empty: give the task text, e.g. \"caption en\"");
-    }
+    args.input.prompt()?;
     let processor = PaliGemmaProcessor::from_dir(&args.model)
         .with_context(|| format!("loading the processor from {}", args.model.display()))?;
-    let ids = processor.encode_prompts(&[&args.prompt])?;
-    let image = processor.process_image(&args.image)?;
+    let ids = processor.encode_prompts(&[&args.input.prompt])?;
+    let image = processor.process_image(&args.input.image)?;
     let n = image.pixel_values.len() as f64;
     let mean = image.pixel_values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let shape = [1, 3, image.height, image.width];

@@ -1,0 +1,93 @@
+//! Projections of a single row (one decode step), shaped so that CPU backends use every core.
+//!
+//! A `[1, in] × [in, out]` product is a matrix–vector product; BLAS-like kernels (the `gemm`
+//! crate under Flex) run it on one thread, and at Gemma's sizes it is memory-bound: one decode
+//! step streams every weight once (~10 GB at PaliGemma-3B). Splitting it into a batch of
+//! independent products lets the backend spread them over its threads:
+//! - [`linear`]: split over the *input* dimension (a free reshape of the row-major `[in, out]`
+//!   weight), giving `c` partial `[1, out]` sums added at the end;
+//! - [`tied_logits`]: split over the *vocabulary* (a free reshape of the `[vocab, hidden]`
+//!   embedding), giving `c` contiguous slices of the logits.
+//!
+//! Rows > 1 (prefill) go through the plain matmul, which is already parallel. Only the
+//! summation order of the split-k partial sums changes (float rounding, well inside parity
+//! tolerances); on GPU backends the batched form is equally valid.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Number of independent products for a dimension of `n`: enough for common core counts,
+/// and 1 (no split) when `n` does not divide evenly.
+fn chunks(n: usize) -> usize {
+    [16, 8, 4].into_iter().find(|c| n % c == 0 && n / c >= 64).unwrap_or(1)
+}
+
+/// `linear.forward(x)` for `x: [batch, seq, in]`, split-k when there is a single row.
+pub(crate) fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, input] = x.dims();
+    let c = chunks(input);
+    if batch * seq != 1 || c == 1 {
+        return linear.forward(x);
+    }
+    let w = linear.weight.val(); // [in, out]
+    let out = w.dims()[1];
+    let partial = x.reshape([c, 1, input / c]).matmul(w.reshape([c, input / c, out])); // [c, 1, out]
+    // Partial sums are added in f32 (no-op in f32), as one product's accumulator would be.
+    let dtype = partial.dtype();
+    let y = partial.cast(DType::F32).sum_dim(0).cast(dtype).reshape([1, 1, out]);
+    match &linear.bias {
+        Some(b) => y + b.val().reshape([1, 1, out]),
+        None => y,
+    }
+}
+
+/// `hidden · embeddingᵀ` for `hidden: [rows, d]` and `embedding: [vocab, d]`; one row is split
+/// over the vocabulary.
+pub(crate) fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, embedding: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [rows, d] = hidden.dims();
+    let vocab = embedding.dims()[0];
+    let c = chunks(vocab);
+    if rows != 1 || c == 1 {
+        return hidden.matmul(embedding.transpose());
+    }
+    // [c, vocab/c, d] × [d, 1] per chunk → [c, vocab/c, 1], contiguous in vocabulary order.
+    let column = hidden.reshape([1, d, 1]);
+    embedding.reshape([c, vocab / c, d]).matmul(column).reshape([1, vocab])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::LinearConfig;
+
+    use super::*;
+    use robovlm_test_utils::TestBackend;
+
+    fn max_diff(a: Tensor<TestBackend, 3>, b: Tensor<TestBackend, 3>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn split_k_linear_matches_the_plain_product() {
+        let d = Default::default();
+        for bias in [false, true] {
+            let lin = LinearConfig::new(256, 96).with_bias(bias).init::<TestBackend>(&d);
+            let x = Tensor::<TestBackend, 3>::random([1, 1, 256], burn::tensor::Distribution::Default, &d);
+            assert!(max_diff(linear(&lin, x.clone()), lin.forward(x)) < 1e-5);
+        }
+        // Several rows and indivisible widths take the plain path.
+        let lin = LinearConfig::new(100, 8).init::<TestBackend>(&d);
+        let x = Tensor::<TestBackend, 3>::random([2, 3, 100], burn::tensor::Distribution::Default, &d);
+        assert_eq!(max_diff(linear(&lin, x.clone()), lin.forward(x)), 0.0);
+    }
+
+    #[test]
+    fn vocabulary_split_logits_match_the_plain_product() {
+        let d = Default::default();
+        let emb = Tensor::<TestBackend, 2>::random([1024, 64], burn::tensor::Distribution::Default, &d);
+        let h = Tensor::<TestBackend, 2>::random([1, 64], burn::tensor::Distribution::Default, &d);
+        let got = tied_logits(h.clone(), emb.clone()).unsqueeze::<3>();
+        let want = h.matmul(emb.transpose()).unsqueeze::<3>();
+        assert!(max_diff(got, want) < 1e-5);
+    }
+}
