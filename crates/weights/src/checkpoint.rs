@@ -104,7 +104,8 @@ impl Checkpoint {
         }
         let format = |reason: String| LoadError::new(&index_path, LoadErrorKind::Format, reason);
         let text = std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, &e))?;
-        let index: ShardIndex = serde_json::from_str(&text).map_err(|e| format(format!("invalid shard index: {e}")))?;
+        let index: ShardIndex = serde_json::from_str(&text)
+            .map_err(|e| format(format!("invalid shard index: {}", crate::redact_quotes(&e.to_string()))))?;
         let shards: BTreeSet<&String> = index.weight_map.values().collect();
         let mut paths = Vec::with_capacity(shards.len());
         for name in shards {
@@ -116,7 +117,9 @@ impl Checkpoint {
             }
             let path = dir.join(name);
             if !path.is_file() {
-                return Err(format(format!("weight_map names shard {name:?}, which does not exist")));
+                return Err(format(crate::redact_quotes(&format!(
+                    "weight_map names shard {name:?}, which does not exist"
+                ))));
             }
             paths.push(path);
         }
@@ -161,7 +164,7 @@ impl Checkpoint {
             Source::Safetensors(files) => {
                 files.iter().find_map(|f| f.entries.get(key)).map(|e| (e.shape.clone(), e.dtype))
             }
-            Source::Pytorch(f) => f.tensors.get(key).map(|s| (s.shape.to_vec(), s.dtype)),
+            Source::Pytorch(f) => f.tensors.get(key).map(|s| (s.shape.clone(), s.dtype)),
         }
     }
 
@@ -180,13 +183,7 @@ impl Checkpoint {
                 Some(f) => f.read(key),
                 None => Err(LoadError::tensor(self.path(), key, LoadErrorKind::Missing, "not in the checkpoint")),
             },
-            Source::Pytorch(f) => {
-                let snapshot = f
-                    .tensors
-                    .get(key)
-                    .ok_or_else(|| LoadError::tensor(&f.path, key, LoadErrorKind::Missing, "not in the checkpoint"))?;
-                snapshot.to_data().map_err(|e| LoadError::tensor(&f.path, key, LoadErrorKind::Format, format!("{e:?}")))
-            }
+            Source::Pytorch(f) => f.read(key),
         }
     }
 
@@ -216,7 +213,7 @@ impl Checkpoint {
             Source::Safetensors(files) => {
                 files.iter().flat_map(|f| f.snapshots().into_iter().map(move |s| (s, f.path.as_path()))).collect()
             }
-            Source::Pytorch(f) => f.tensors.values().map(|s| (s.clone(), f.path.as_path())).collect(),
+            Source::Pytorch(f) => f.snapshots().into_iter().map(|s| (s, f.path.as_path())).collect(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
-use burn::store::{KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
+use burn::store::{ApplyError, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 use burn::tensor::DType;
 
 use crate::checkpoint::Checkpoint;
@@ -105,7 +105,27 @@ pub fn load<B: Backend, M: ModuleSnapshot<B>>(
     let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(CastTo(target)));
     let report = module.apply(snapshots, None, Some(adapter), spec.skip_enum_variants);
     if let Some(e) = report.errors.first() {
-        return Err(LoadError::new(first, LoadErrorKind::Mismatch, e.to_string()));
+        // Name the checkpoint key and its file, not the module path burn-store reports.
+        let (path, reason) = match e {
+            ApplyError::ShapeMismatch { path, expected, found } => {
+                // Shapes in the checkpoint's own layout: Linear weights were transposed on the
+                // way in (PyTorch stores [out, in]).
+                let stored = checkpoint.meta(&locate(path).1).map_or_else(|| found.to_vec(), |(s, _)| s);
+                let mut expected = expected.to_vec();
+                if stored.len() == 2 && found.as_slice() != stored.as_slice() {
+                    expected.reverse();
+                }
+                (path, format!("shape {stored:?} in the checkpoint, the model (its config) expects {expected:?}"))
+            }
+            ApplyError::DTypeMismatch { path, expected, found } => {
+                (path, format!("dtype {found:?} in the checkpoint, the model expects {expected:?}"))
+            }
+            ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
+                (path, message.clone())
+            }
+        };
+        let (file, key) = locate(path);
+        return Err(LoadError::tensor(file, &key, LoadErrorKind::Mismatch, reason));
     }
     // burn-store lists a LayerNorm's `weight`/`bias` as unused even when it applied them as
     // `gamma`/`beta` (its PyTorch alternative names); those are not leftovers.

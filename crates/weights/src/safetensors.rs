@@ -25,13 +25,11 @@ use burn::tensor::{DType, TensorData};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 
-use crate::error::{LoadError, LoadErrorKind};
+use crate::data::read_contiguous;
+use crate::error::{LoadError, LoadErrorKind, redact_quotes};
 
 /// Largest header accepted (the reference library's limit).
 const MAX_HEADER: u64 = 100_000_000;
-
-/// Bytes read per `pread`: the only transient buffer of a load.
-const CHUNK: usize = 8 << 20;
 
 /// One tensor's header entry, validated.
 #[derive(Debug, Clone)]
@@ -120,8 +118,8 @@ impl SafetensorsFile {
         }
         let mut header = vec![0u8; n as usize];
         file.read_exact_at(&mut header, 8).map_err(|e| LoadError::io(path, &e))?;
-        let raw: RawEntries =
-            serde_json::from_slice(&header).map_err(|e| format(format!("corrupt safetensors header: {e}")))?;
+        let raw: RawEntries = serde_json::from_slice(&header)
+            .map_err(|e| format(format!("corrupt safetensors header: {}", redact_quotes(&e.to_string()))))?;
         let data_start = 8 + n;
         let data_len = size - data_start;
         let mut entries = BTreeMap::new();
@@ -134,8 +132,10 @@ impl SafetensorsFile {
                 continue;
             }
             let bad = |reason: String| LoadError::tensor(path, &name, LoadErrorKind::Format, reason);
-            let entry: RawEntry = serde_json::from_value(value).map_err(|e| bad(format!("bad header entry: {e}")))?;
-            let (dt, elem) = dtype(&entry.dtype).ok_or_else(|| bad(format!("unsupported dtype {}", entry.dtype)))?;
+            let entry: RawEntry = serde_json::from_value(value)
+                .map_err(|e| bad(format!("bad header entry: {}", redact_quotes(&e.to_string()))))?;
+            let (dt, elem) = dtype(&entry.dtype)
+                .ok_or_else(|| bad(redact_quotes(&format!("unsupported dtype \"{}\"", entry.dtype))))?;
             let numel = entry.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
             let bytes = numel.and_then(|n| n.checked_mul(elem as u64));
             let shape: Option<Vec<usize>> = entry.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
@@ -185,7 +185,7 @@ impl SafetensorsFile {
             .entries
             .get(name)
             .ok_or_else(|| LoadError::tensor(&self.path, name, LoadErrorKind::Missing, "not in the file"))?;
-        read_data(&self.file, entry.start, entry.shape.clone(), entry.dtype)
+        read_contiguous(&self.file, entry.start, entry.shape.clone(), entry.dtype)
             .map_err(|e| LoadError::tensor(&self.path, name, LoadErrorKind::Io, e.to_string()))
     }
 
@@ -197,7 +197,7 @@ impl SafetensorsFile {
             .map(|(name, entry)| {
                 let (file, e) = (Arc::clone(&self.file), entry.clone());
                 let read = Rc::new(move || {
-                    read_data(&file, e.start, e.shape.clone(), e.dtype)
+                    read_contiguous(&file, e.start, e.shape.clone(), e.dtype)
                         .map_err(|err| TensorSnapshotError::IoError(format!("reading tensor data: {err}")))
                 });
                 let path_stack = name.split('.').map(str::to_owned).collect();
@@ -212,41 +212,6 @@ impl SafetensorsFile {
             })
             .collect()
     }
-}
-
-/// Reads `count` little-endian elements of `N` bytes at `pos` into a typed vector, chunk by chunk,
-/// so the tensor's own (correctly aligned) buffer is the only full-size allocation.
-fn read_vec<T, const N: usize>(file: &File, pos: u64, count: usize, conv: fn([u8; N]) -> T) -> std::io::Result<Vec<T>> {
-    let mut out = Vec::with_capacity(count);
-    let mut buf = vec![0u8; CHUNK.min(count * N).max(N)];
-    let mut done = 0usize;
-    while done < count {
-        let n = (count - done).min(buf.len() / N);
-        let bytes = &mut buf[..n * N];
-        file.read_exact_at(bytes, pos + (done * N) as u64)?;
-        out.extend(bytes.chunks_exact(N).map(|c| conv(c.try_into().expect("chunks_exact yields N bytes"))));
-        done += n;
-    }
-    Ok(out)
-}
-
-fn read_data(file: &File, pos: u64, shape: Vec<usize>, dtype: DType) -> std::io::Result<TensorData> {
-    use burn::tensor::{bf16, f16};
-    let count: usize = shape.iter().product();
-    Ok(match dtype {
-        DType::F32 => TensorData::new(read_vec(file, pos, count, f32::from_le_bytes)?, shape),
-        DType::F16 => TensorData::new(read_vec(file, pos, count, |b| f16::from_bits(u16::from_le_bytes(b)))?, shape),
-        DType::BF16 => TensorData::new(read_vec(file, pos, count, |b| bf16::from_bits(u16::from_le_bytes(b)))?, shape),
-        DType::F64 => TensorData::new(read_vec(file, pos, count, f64::from_le_bytes)?, shape),
-        DType::I64 => TensorData::new(read_vec(file, pos, count, i64::from_le_bytes)?, shape),
-        DType::I32 => TensorData::new(read_vec(file, pos, count, i32::from_le_bytes)?, shape),
-        DType::I16 => TensorData::new(read_vec(file, pos, count, i16::from_le_bytes)?, shape),
-        DType::I8 => TensorData::new(read_vec(file, pos, count, i8::from_le_bytes)?, shape),
-        DType::U64 => TensorData::new(read_vec(file, pos, count, u64::from_le_bytes)?, shape),
-        DType::U32 => TensorData::new(read_vec(file, pos, count, u32::from_le_bytes)?, shape),
-        DType::U16 => TensorData::new(read_vec(file, pos, count, u16::from_le_bytes)?, shape),
-        _ => TensorData::new(read_vec(file, pos, count, u8::from_le_bytes)?, shape),
-    })
 }
 
 /// Writes host tensors to a safetensors file (sorted by name, as the reference library does).
