@@ -9,15 +9,20 @@
 //! - `HF_ENDPOINT`: a mirror instead of `https://huggingface.co`;
 //! - `HF_HUB_DISABLE_PROGRESS_BARS=1`: no progress bar while downloading.
 //!
-//! Files already in the cache are used without a network round trip (hf-hub's `get`), so a fully
-//! cached model works on an air-gapped robot even without `HF_HUB_OFFLINE`.
+//! Files already in the cache are used without a network round trip, so a fully cached model
+//! works on an air-gapped robot even without `HF_HUB_OFFLINE`.
+//!
+//! Everything that becomes a path is validated first — the repo id, the revision, shard names
+//! from the index, and the commit hash and etag the server sends ([`download`]) — so no input
+//! can make robovlm read or write outside the cache.
+
+mod download;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
+use download::{Client, Failure, check_revision, is_commit_hash};
 
 /// Files a PaliGemma directory may hold besides the weights. Only `config.json` is required
 /// here; the loaders name any other missing file they need (a weights-only repo can still `dump`).
@@ -64,7 +69,10 @@ impl Hub {
             PathBuf::from(home).join(".cache/huggingface/hub")
         };
         // The token file lives in HF_HOME, the parent of the default cache directory.
-        let token = non_empty_env("HF_TOKEN").or_else(|| Cache::new(cache.clone()).token());
+        let token = non_empty_env("HF_TOKEN").or_else(|| {
+            let file = cache.parent()?.join("token");
+            std::fs::read_to_string(file).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+        });
         Ok(Self {
             cache,
             endpoint: non_empty_env("HF_ENDPOINT").unwrap_or_else(|| "https://huggingface.co".into()),
@@ -76,18 +84,13 @@ impl Hub {
 
     /// Makes every file of `repo` at `revision` local and returns the snapshot directory.
     pub fn fetch(&self, repo: &str, revision: &str) -> Result<PathBuf> {
+        check_revision(revision).with_context(|| format!("{repo}@{revision}"))?;
         if self.offline {
             return resolve_in_cache(&self.cache, repo, revision);
         }
-        let api = ApiBuilder::new()
-            .with_cache_dir(self.cache.clone())
-            .with_endpoint(self.endpoint.clone())
-            .with_token(self.token.clone())
-            .with_progress(self.progress)
-            .build()
-            .with_context(|| format!("{repo}: cannot set up the Hugging Face client"))?;
-        let remote = api.repo(Repo::with_revision(repo.to_owned(), RepoType::Model, revision.to_owned()));
-        let fetcher = Fetcher { repo, revision, remote: &remote, endpoint: &self.endpoint };
+        let client = Client::new(self.token.clone());
+        let repo_dir = self.cache.join(repo_folder(repo));
+        let fetcher = Fetcher { repo, revision, repo_dir: &repo_dir, client: &client, hub: self };
         let mut files = Vec::new();
         for name in REQUIRED {
             files.push(fetcher.required(name)?);
@@ -97,12 +100,7 @@ impl Hub {
         }
         // A sharded model is described by its index; a single file otherwise. Whatever the cache
         // already holds decides first, so a cached model needs no network at all.
-        let cached = Cache::new(self.cache.clone()).repo(Repo::with_revision(
-            repo.to_owned(),
-            RepoType::Model,
-            revision.to_owned(),
-        ));
-        let index = match (cached.get(INDEX), cached.get(SINGLE)) {
+        let index = match (cached_file(&repo_dir, revision, INDEX), cached_file(&repo_dir, revision, SINGLE)) {
             (Some(index), _) => Some(index),
             (None, Some(_)) => None,
             (None, None) => fetcher.optional(INDEX)?,
@@ -119,39 +117,47 @@ impl Hub {
                 format!("{repo}: the repo has neither {SINGLE} nor {INDEX}; is it a PaliGemma checkpoint?")
             })?),
         }
-        // hf-hub files every download under the commit it came from; files of one model must
-        // come from one commit (a repo updated between two runs could otherwise mix them).
+        // Files are filed under the commit they came from; files of one model must come from one
+        // commit (a repo updated between two runs could otherwise mix them).
         let dir = files[0].parent().map(Path::to_path_buf).unwrap_or_default();
         if let Some(stray) = files.iter().find(|f| f.parent() != Some(dir.as_path())) {
             bail!(
                 "{repo}: the cached files come from different revisions ({} and {}); delete {} and download again",
                 dir.display(),
                 stray.display(),
-                self.cache.join(repo_folder(repo)).display()
+                repo_dir.display()
             );
         }
         Ok(dir)
     }
 }
 
-/// Downloads single files and turns hf-hub's errors into one actionable line.
+/// Gets single files — from the cache when they are there, else downloaded — and turns
+/// failures into one actionable line.
 struct Fetcher<'a> {
     repo: &'a str,
     revision: &'a str,
-    remote: &'a ApiRepo,
-    endpoint: &'a str,
-}
-
-enum Failure {
-    NotFound,
-    /// No HTTP response at all (no network, DNS, refused).
-    Unreachable(anyhow::Error),
-    Other(anyhow::Error),
+    repo_dir: &'a Path,
+    client: &'a Client,
+    hub: &'a Hub,
 }
 
 impl Fetcher<'_> {
     fn get(&self, name: &str) -> std::result::Result<PathBuf, Failure> {
-        self.remote.get(name).map_err(|e| self.explain(name, e))
+        if let Some(cached) = cached_file(self.repo_dir, self.revision, name) {
+            return Ok(cached);
+        }
+        self.client
+            .download(&self.hub.endpoint, self.repo_dir, self.repo, self.revision, name, self.hub.progress)
+            .map_err(|f| match f {
+                Failure::Unreachable(e) => Failure::Unreachable(e.context(format!(
+                    "{}: cannot download {name} from {} (no network? set HF_HUB_OFFLINE=1 to use the cache only, \
+                     or pass a local directory)",
+                    self.repo, self.hub.endpoint
+                ))),
+                Failure::Other(e) => Failure::Other(e.context(format!("{}: downloading {name}", self.repo))),
+                Failure::NotFound => Failure::NotFound,
+            })
     }
 
     fn required(&self, name: &str) -> Result<PathBuf> {
@@ -159,7 +165,7 @@ impl Fetcher<'_> {
             Failure::NotFound => anyhow::anyhow!(
                 "{}: {name} not found on {} at revision `{}` (check the repo id and revision)",
                 self.repo,
-                self.endpoint,
+                self.hub.endpoint,
                 self.revision
             ),
             Failure::Unreachable(e) | Failure::Other(e) => e,
@@ -176,31 +182,23 @@ impl Fetcher<'_> {
             Err(Failure::Other(e)) => Err(e),
         }
     }
+}
 
-    fn explain(&self, name: &str, e: ApiError) -> Failure {
-        let repo = self.repo;
-        let status = match e {
-            ApiError::RequestError(inner) => match (*inner).into_response() {
-                Some(response) => response.status(),
-                None => {
-                    return Failure::Unreachable(anyhow::anyhow!(
-                        "{repo}: cannot download {name} from {} (no network? set HF_HUB_OFFLINE=1 to use the \
-                         cache only, or pass a local directory)",
-                        self.endpoint
-                    ));
-                }
-            },
-            other => return Failure::Other(anyhow::Error::new(other).context(format!("{repo}: downloading {name}"))),
-        };
-        match status {
-            404 => Failure::NotFound,
-            401 | 403 => Failure::Other(anyhow::anyhow!(
-                "{repo}: access to {name} denied (HTTP {status}); the repo may be gated: accept its licence on \
-                 the Hub and set HF_TOKEN (or run `huggingface-cli login`)"
-            )),
-            _ => Failure::Other(anyhow::anyhow!("{repo}: downloading {name} failed with HTTP {status}")),
-        }
+/// The commit a revision points to in the cache (`refs/<revision>`, or the revision itself when
+/// it is a commit hash), validated before it becomes a path.
+fn cached_commit(repo_dir: &Path, revision: &str) -> Option<String> {
+    if is_commit_hash(revision) {
+        return Some(revision.to_ascii_lowercase());
     }
+    check_revision(revision).ok()?;
+    let commit = std::fs::read_to_string(repo_dir.join("refs").join(revision)).ok()?.trim().to_owned();
+    is_commit_hash(&commit).then_some(commit)
+}
+
+/// `snapshots/<commit>/<name>` when the cache holds it for `revision`.
+fn cached_file(repo_dir: &Path, revision: &str, name: &str) -> Option<PathBuf> {
+    let path = repo_dir.join("snapshots").join(cached_commit(repo_dir, revision)?).join(name);
+    path.is_file().then_some(path)
 }
 
 /// The shard file names listed by a `model.safetensors.index.json`, in order, without repeats.
@@ -214,8 +212,9 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
         serde_json::from_str(&text).with_context(|| format!("{}: not a safetensors index", index.display()))?;
     let names: std::collections::BTreeSet<String> = parsed.weight_map.into_values().collect();
     for name in &names {
-        if name.contains("..") || name.starts_with('/') {
-            bail!("{}: weight_map names a file outside the repo: {name}", index.display());
+        let mut parts = Path::new(name).components();
+        if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
+            bail!("{}: weight_map names {name:?}, which is not a file of the repo", index.display());
         }
     }
     Ok(names.into_iter().collect())
@@ -271,22 +270,24 @@ pub fn resolve_model(arg: &str) -> Result<PathBuf> {
 }
 
 /// Offline resolution: `models--org--name/refs/<revision>` → `snapshots/<commit>` (a revision
-/// that is itself a cached commit hash works too).
+/// that is itself a cached commit hash works too). The revision and the commit read from the
+/// ref file are validated before they become paths.
 pub fn resolve_in_cache(cache: &Path, repo: &str, revision: &str) -> Result<PathBuf> {
+    check_revision(revision).with_context(|| format!("{repo}@{revision}"))?;
     let repo_dir = cache.join(repo_folder(repo));
     let fetch = "unset HF_HUB_OFFLINE to download it, or pass a local directory";
     if !repo_dir.is_dir() {
         bail!("{repo} is not a local directory and is not in the Hugging Face cache at {} ({fetch})", cache.display());
     }
-    let ref_file = repo_dir.join("refs").join(revision);
-    let commit = match std::fs::read_to_string(&ref_file) {
-        Ok(c) => c.trim().to_owned(),
-        Err(_) if repo_dir.join("snapshots").join(revision).is_dir() => revision.to_owned(),
-        Err(e) => bail!("{repo}: revision `{revision}` is not in the cache ({}: {e}; {fetch})", ref_file.display()),
+    let Some(commit) = cached_commit(&repo_dir, revision) else {
+        bail!("{repo}: revision `{revision}` is not in the cache ({fetch})");
     };
     let snapshot = repo_dir.join("snapshots").join(&commit);
     if !snapshot.join("config.json").is_file() {
-        bail!("{repo}: cached snapshot {} has no config.json ({fetch})", snapshot.display());
+        bail!(
+            "{repo}: revision `{revision}` is not in the cache (no {}; {fetch})",
+            snapshot.join("config.json").display()
+        );
     }
     Ok(snapshot)
 }
@@ -310,9 +311,21 @@ mod tests {
         Hub { cache: cache.to_owned(), endpoint: endpoint.into(), token: None, offline, progress: false }
     }
 
-    /// A loopback stand-in for the Hub's `resolve` endpoint, speaking the headers hf-hub reads
-    /// (`etag`, `x-repo-commit`, `content-range`, ranged GETs). Returns its base URL.
+    const COMMIT: &str = "c0ffee0000000000000000000000000000c0ffee";
+
+    /// A loopback stand-in for the Hub's `resolve` endpoint, speaking the headers the Hub sends
+    /// (`etag`, `x-repo-commit`, `content-range`, ranged GETs). `etag: None` sends a SHA-256-like
+    /// hash of the file; `Some(e)` sends `e` (a hostile mirror). Returns its base URL.
     fn serve(repo: &'static str, commit: &'static str, files: BTreeMap<String, Vec<u8>>) -> String {
+        serve_with(repo, commit, None, files)
+    }
+
+    fn serve_with(
+        repo: &'static str,
+        commit: &'static str,
+        etag: Option<&'static str>,
+        files: BTreeMap<String, Vec<u8>>,
+    ) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -342,11 +355,16 @@ mod tests {
                     Some(data) => {
                         let last = end.unwrap_or(data.len() - 1).min(data.len() - 1);
                         let part = &data[start..=last];
+                        let h = data
+                            .iter()
+                            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                        let etag = etag.map_or_else(
+                            || format!("{h:016x}{:016x}{:016x}{:016x}", h ^ 1, h ^ 2, h ^ 3),
+                            str::to_owned,
+                        );
                         let mut r = format!(
-                            "HTTP/1.1 206 Partial Content\r\netag: \"{:x}\"\r\nx-repo-commit: {commit}\r\n\
+                            "HTTP/1.1 206 Partial Content\r\netag: \"{etag}\"\r\nx-repo-commit: {commit}\r\n\
                              content-range: bytes {start}-{last}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            data.iter()
-                                .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)),
                             data.len(),
                             part.len()
                         )
@@ -384,12 +402,12 @@ mod tests {
         let cache = temp("offline");
         let repo = cache.join("models--google--paligemma-3b-pt-224");
         std::fs::create_dir_all(repo.join("refs")).unwrap();
-        std::fs::create_dir_all(repo.join("snapshots/abc123")).unwrap();
-        std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
-        std::fs::write(repo.join("snapshots/abc123/config.json"), "{}").unwrap();
+        std::fs::create_dir_all(repo.join("snapshots").join(COMMIT)).unwrap();
+        std::fs::write(repo.join("refs/main"), format!("{COMMIT}\n")).unwrap();
+        std::fs::write(repo.join("snapshots").join(COMMIT).join("config.json"), "{}").unwrap();
         let hub = hub(&cache, "http://127.0.0.1:9", true);
-        assert_eq!(hub.fetch("google/paligemma-3b-pt-224", "main").unwrap(), repo.join("snapshots/abc123"));
-        assert_eq!(hub.fetch("google/paligemma-3b-pt-224", "abc123").unwrap(), repo.join("snapshots/abc123"));
+        assert_eq!(hub.fetch("google/paligemma-3b-pt-224", "main").unwrap(), repo.join("snapshots").join(COMMIT));
+        assert_eq!(hub.fetch("google/paligemma-3b-pt-224", COMMIT).unwrap(), repo.join("snapshots").join(COMMIT));
         let err = hub.fetch("google/paligemma-3b-pt-224", "v2").unwrap_err().to_string();
         assert!(err.contains("revision `v2` is not in the cache"), "{err}");
         let err = hub.fetch("google/other", "main").unwrap_err().to_string();
@@ -397,15 +415,15 @@ mod tests {
         std::fs::remove_dir_all(&cache).ok();
     }
 
-    /// The real download path (hf-hub over HTTP, into the HF cache layout) against a loopback
+    /// The real download path (HTTP, into the HF cache layout) against a loopback
     /// server; a second resolution is then served from the cache with the server gone quiet.
     #[test]
     fn downloads_single_file_model_into_the_cache() {
         let files = model_files("fixtures/paligemma_tiny/model");
-        let url = serve("acme/tiny", "c0ffee", files.clone());
+        let url = serve("acme/tiny", COMMIT, files.clone());
         let cache = temp("single");
         let dir = hub(&cache, &url, false).fetch("acme/tiny", "main").unwrap();
-        assert_eq!(dir, cache.join("models--acme--tiny/snapshots/c0ffee"));
+        assert_eq!(dir, cache.join("models--acme--tiny/snapshots").join(COMMIT));
         for (name, bytes) in &files {
             assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
         }
@@ -418,7 +436,7 @@ mod tests {
     #[test]
     fn downloads_every_shard_named_by_the_index() {
         let files = model_files("fixtures/paligemma_tiny_sharded/model");
-        let url = serve("acme/sharded", "5eed", files.clone());
+        let url = serve("acme/sharded", COMMIT, files.clone());
         let cache = temp("sharded");
         let dir = hub(&cache, &url, false).fetch("acme/sharded", "main").unwrap();
         for (name, bytes) in &files {
@@ -431,7 +449,7 @@ mod tests {
     fn clear_errors_for_missing_repos_and_no_network() {
         let mut files = model_files("fixtures/paligemma_tiny/model");
         files.remove(SINGLE);
-        let url = serve("acme/noweights", "abc", files);
+        let url = serve("acme/noweights", COMMIT, files);
         let cache = temp("errors");
         let err = format!("{:#}", hub(&cache, &url, false).fetch("acme/noweights", "main").unwrap_err());
         assert!(err.contains("neither model.safetensors nor model.safetensors.index.json"), "{err}");
@@ -441,5 +459,58 @@ mod tests {
         let err = format!("{:#}", hub(&cache, "http://127.0.0.1:9", false).fetch("acme/x", "main").unwrap_err());
         assert!(err.contains("cannot download config.json") && err.contains("HF_HUB_OFFLINE=1"), "{err}");
         std::fs::remove_dir_all(&cache).ok();
+    }
+
+    /// Paths built from input never leave the cache: a revision with `..`, and a mirror whose
+    /// commit or etag header holds a path, are refused before anything is written.
+    #[test]
+    fn hostile_revisions_and_headers_stay_inside_the_cache() {
+        let cache = temp("hostile");
+        let outside = cache.parent().unwrap().join(format!("robovlm-hub-escape-{}", std::process::id()));
+        for revision in ["../../../escape", "main/../../x", "/abs", "a//b", "..", "tag with space"] {
+            let err =
+                format!("{:#}", hub(&cache, "http://127.0.0.1:9", false).fetch("acme/tiny", revision).unwrap_err());
+            assert!(err.contains("not a valid branch, tag or commit"), "{revision}: {err}");
+            let err =
+                format!("{:#}", hub(&cache, "http://127.0.0.1:9", true).fetch("acme/tiny", revision).unwrap_err());
+            assert!(err.contains("not a valid branch, tag or commit"), "{revision}: {err}");
+        }
+        let files = model_files("fixtures/paligemma_tiny/model");
+        for (commit, etag) in [("../../../robovlm-escape", None), (COMMIT, Some("../../../robovlm-escape"))] {
+            let url = serve_with("acme/evil", commit, etag, files.clone());
+            let err = format!("{:#}", hub(&cache, &url, false).fetch("acme/evil", "main").unwrap_err());
+            assert!(err.contains("invalid"), "{err}");
+        }
+        assert!(!outside.exists() && !cache.parent().unwrap().join("robovlm-escape").exists());
+        // Nothing but the repo folders was created inside the cache either.
+        let made: Vec<_> = walk(&cache);
+        assert!(made.iter().all(|p| p.starts_with(&cache)), "{made:?}");
+        assert!(!made.iter().any(|p| p.extension().is_some_and(|e| e == "incomplete")), "{made:?}");
+        std::fs::remove_dir_all(&cache).ok();
+    }
+
+    /// A weight map naming a file outside the repo is refused.
+    #[test]
+    fn shard_names_stay_inside_the_repo() {
+        let dir = temp("index");
+        for bad in ["../x.safetensors", "/etc/passwd", "a/../../b", "sub/dir.safetensors"] {
+            let index = dir.join("model.safetensors.index.json");
+            std::fs::write(&index, format!(r#"{{"weight_map": {{"w": "{bad}"}}}}"#)).unwrap();
+            let err = shard_names(&index).unwrap_err().to_string();
+            assert!(err.contains("not a file of the repo"), "{bad}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+        out
     }
 }
