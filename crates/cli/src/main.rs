@@ -8,6 +8,7 @@ mod backend;
 mod bench;
 mod commands;
 mod hub;
+mod output;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `robovlm … | head`: the reader left; stop quietly, as a process killed by SIGPIPE.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE

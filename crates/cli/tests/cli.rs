@@ -1,34 +1,11 @@
 //! The `robovlm` binary end to end: the parity report contract on the repo's fixtures and clean
 //! one-line errors (never a panic) on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn robovlm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_robovlm"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("robovlm runs")
-}
+use std::path::Path;
 
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("robovlm-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn assert_clean_error(o: &Output, needle: &str) {
-    let (_, err) = text(o);
-    assert!(!o.status.success(), "expected failure, stderr: {err}");
-    assert!(err.contains(needle), "stderr should name {needle:?}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "panic: {err}");
-}
+use common::{assert_clean_error, robovlm, scratch, text};
 
 #[test]
 fn parity_report_on_fixtures() {

@@ -29,6 +29,8 @@ pub struct Decoder<B: Backend> {
     pub rope_theta: f64,
     /// Width of one head (RoPE table width).
     pub head_dim: usize,
+    /// Longest sequence the model was trained for; callers check prompts against it.
+    pub max_position_embeddings: usize,
 }
 
 /// What one decoder pass returns.
@@ -69,7 +71,20 @@ impl<B: Backend> Decoder<B> {
                 .then(|| LinearConfig::new(c.hidden_size, c.vocab_size).with_bias(false).init(device)),
             rope_theta: c.rope_theta,
             head_dim: c.head_dim,
+            max_position_embeddings: c.max_position_embeddings,
         }
+    }
+
+    /// Refuses a sequence of `len` positions beyond `max_position_embeddings` (the attention
+    /// mask alone grows with its square), naming both numbers and `what` the sequence is.
+    pub fn check_length(&self, len: usize, what: &str) -> crate::Result<()> {
+        if len > self.max_position_embeddings {
+            return Err(crate::Error::Input(format!(
+                "{what}: {len} positions exceed max_position_embeddings {}",
+                self.max_position_embeddings
+            )));
+        }
+        Ok(())
     }
 
     /// Width of the residual stream.

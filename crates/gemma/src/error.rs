@@ -17,7 +17,7 @@ pub enum Error {
     /// Weights could not be loaded into the decoder (the error names the file and tensors).
     #[error(transparent)]
     Weights(#[from] robovlm_weights::LoadError),
-    /// A generation input is unusable (mask shape, sampling settings).
-    #[error("invalid generation input: {0}")]
+    /// An input is unusable (too long for the model, mask shape, sampling settings).
+    #[error("invalid input: {0}")]
     Input(String),
 }

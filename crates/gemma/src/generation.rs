@@ -101,6 +101,8 @@ impl<'m, B: Backend> Generator<'m, B> {
                 attention_mask.len()
             )));
         }
+        let total = seq.checked_add(config.max_new_tokens).unwrap_or(usize::MAX);
+        self.decoder.check_length(total, &format!("{seq} prompt positions + {} new tokens", config.max_new_tokens))?;
         let mut key_mask = attention_mask.to_vec();
         let positions = generation_positions(attention_mask, batch, self.position_offset);
         // Each row continues from its last prompt position (left padding: all rows end together).

@@ -89,15 +89,19 @@ impl TryFrom<HfGemmaConfig> for GemmaConfig {
         if hf.head_dim == 0 || hf.head_dim % 2 != 0 {
             return bad("head_dim", format!("{} must be positive and even", hf.head_dim));
         }
-        for (field, v) in [
-            ("vocab_size", hf.vocab_size),
-            ("hidden_size", hf.hidden_size),
-            ("intermediate_size", hf.intermediate_size),
-            ("num_hidden_layers", hf.num_hidden_layers),
-            ("max_position_embeddings", hf.max_position_embeddings),
+        // Far above any released Gemma (27B: 4608 wide, 46 layers, 256k vocabulary), far below
+        // what would exhaust memory while the module skeleton is built from the config.
+        for (field, v, max) in [
+            ("vocab_size", hf.vocab_size, 1 << 22),
+            ("hidden_size", hf.hidden_size, 1 << 16),
+            ("intermediate_size", hf.intermediate_size, 1 << 18),
+            ("num_hidden_layers", hf.num_hidden_layers, 1024),
+            ("num_attention_heads", hf.num_attention_heads, 1024),
+            ("head_dim", hf.head_dim, 4096),
+            ("max_position_embeddings", hf.max_position_embeddings, 1 << 15),
         ] {
-            if v == 0 {
-                return bad(field, "must be positive".into());
+            if !(1..=max).contains(&v) {
+                return bad(field, format!("{v} is out of range (1..={max})"));
             }
         }
         if !(hf.rope_theta > 0.0 && hf.rms_norm_eps >= 0.0) {

@@ -15,6 +15,7 @@ mod providers;
 mod tensor;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Backend;
@@ -116,22 +117,28 @@ fn find_in(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the cases in `dirs` on backend `B` (its device already set to `precision`), printing
-/// the report to stdout; returns the totals.
-pub fn run<B: Backend>(dirs: &[PathBuf], opts: &ParityOptions, precision: Precision, device: &B::Device) -> Totals {
+/// Runs the cases in `dirs` on backend `B` (its device already set to `precision`), writing
+/// the report to `out`; returns the totals (or the error writing the report).
+pub fn run<B: Backend>(
+    dirs: &[PathBuf],
+    opts: &ParityOptions,
+    precision: Precision,
+    device: &B::Device,
+    out: &mut dyn Write,
+) -> std::io::Result<Totals> {
     let mut totals = Totals::default();
     let mut overall: Option<(String, Comparison)> = None;
     for dir in dirs {
         match Case::load(dir) {
             Ok(case) => {
-                if let Some((name, c)) = run_case::<B>(&case, opts, precision, device, &mut totals)
+                if let Some((name, c)) = run_case::<B>(&case, opts, precision, device, &mut totals, out)?
                     && overall.as_ref().is_none_or(|(_, w)| c.budget_used > w.budget_used)
                 {
                     overall = Some((format!("{} {name}", case.name), c));
                 }
             }
             Err(e) => {
-                println!("{}: FAIL  unreadable case: {e}", dir.display());
+                writeln!(out, "{}: FAIL  unreadable case: {e}", dir.display())?;
                 totals.unreadable += 1;
                 totals.cases_failed += 1;
             }
@@ -139,18 +146,19 @@ pub fn run<B: Backend>(dirs: &[PathBuf], opts: &ParityOptions, precision: Precis
     }
     // One line for scripts (`cargo xtask test-all-backends` reports it per backend and dtype).
     match &overall {
-        Some((name, c)) => println!("worst overall: {name} {}", describe(c)),
-        None => println!("worst overall: -"),
+        Some((name, c)) => writeln!(out, "worst overall: {name} {}", describe(c))?,
+        None => writeln!(out, "worst overall: -")?,
     }
-    println!("checked {} of {} tensors", totals.checked, totals.total);
-    println!(
+    writeln!(out, "checked {} of {} tensors", totals.checked, totals.total)?;
+    writeln!(
+        out,
         "{} cases passed, {} failed ({} tensors failed, {} unchecked)",
         totals.cases_passed,
         totals.cases_failed,
         totals.failed,
         totals.total - totals.checked
-    );
-    totals
+    )?;
+    Ok(totals)
 }
 
 /// The family of a tensor name, for the report: its last dotted part with digit runs as `*`.
@@ -183,7 +191,8 @@ fn run_case<B: Backend>(
     precision: Precision,
     device: &B::Device,
     totals: &mut Totals,
-) -> Option<(String, Comparison)> {
+    out: &mut dyn Write,
+) -> std::io::Result<Option<(String, Comparison)>> {
     let mut informational = 0;
     let wanted: BTreeSet<String> = case
         .references
@@ -237,17 +246,18 @@ fn run_case<B: Backend>(
         Some((n, c)) => format!("worst {n} {}", describe(c)),
         None => "worst -".into(),
     };
-    println!(
+    writeln!(
+        out,
         "{}: {}  checked {checked} of {total} tensors  {worst_text}",
         case.name,
         if passed { "PASS" } else { "FAIL" }
-    );
+    )?;
     if let Some(base) = &case.base {
-        println!("    (layout variant: references and inputs of {})", base.name);
+        writeln!(out, "    (layout variant: references and inputs of {})", base.name)?;
     }
     for (fam, s) in families.iter().filter(|(_, s)| s.checked > 0) {
         let w = s.worst.as_ref().map(|(n, c)| format!("  worst {n} {}", describe(c))).unwrap_or_default();
-        println!("    {fam:<26} {:>3}/{:<3}{w}", s.checked, s.total);
+        writeln!(out, "    {fam:<26} {:>3}/{:<3}{w}", s.checked, s.total)?;
     }
     let pending: Vec<String> = families
         .iter()
@@ -255,18 +265,19 @@ fn run_case<B: Backend>(
         .map(|(fam, s)| format!("{fam} ({})", s.total - s.checked))
         .collect();
     if !pending.is_empty() {
-        println!("    not computed yet: {}", pending.join(", "));
+        writeln!(out, "    not computed yet: {}", pending.join(", "))?;
     }
     if informational > 0 {
-        println!(
+        writeln!(
+            out,
             "    ({informational} informational tensor(s) not compared: see the skip list in `robovlm parity --help`)"
-        );
+        )?;
     }
     for (name, detail) in &failures {
-        println!("    FAIL {name}: {detail}");
+        writeln!(out, "    FAIL {name}: {detail}")?;
     }
     if opts.verbose && !unchecked.is_empty() {
-        println!("    unchecked: {}", unchecked.join(", "));
+        writeln!(out, "    unchecked: {}", unchecked.join(", "))?;
     }
     totals.checked += checked;
     totals.total += total;
@@ -276,7 +287,7 @@ fn run_case<B: Backend>(
     } else {
         totals.cases_failed += 1;
     }
-    worst
+    Ok(worst)
 }
 
 fn describe(c: &Comparison) -> String {

@@ -22,11 +22,8 @@ pub enum Error {
         source: Box<Error>,
     },
     /// The bytes are not in any format this crate reads.
-    #[error("not a recognised image (expected PNG, JPEG, BMP or WebP; the file starts with {magic})")]
-    Unrecognised {
-        /// The first bytes, in hex, to help tell what the file is.
-        magic: String,
-    },
+    #[error("not a recognised image (expected PNG, JPEG, BMP or WebP)")]
+    Unrecognised,
     /// The format is recognised but this variant of it is deliberately not decoded, because
     /// its result could differ from Pillow's.
     #[error("{format}: {detail}")]

@@ -72,14 +72,18 @@ impl TryFrom<HfVisionConfig> for VisionConfig {
         if hf.patch_size == 0 || hf.image_size % hf.patch_size != 0 {
             return bad("patch_size", format!("{} does not divide image_size {}", hf.patch_size, hf.image_size));
         }
-        for (field, v) in [
-            ("hidden_size", hf.hidden_size),
-            ("intermediate_size", hf.intermediate_size),
-            ("num_hidden_layers", hf.num_hidden_layers),
-            ("num_channels", hf.num_channels),
+        // Far above any released SigLIP (So400m: 1152 wide, 27 layers, 896 px), far below what
+        // would exhaust memory while the module skeleton is built from the config.
+        for (field, v, max) in [
+            ("hidden_size", hf.hidden_size, 1 << 16),
+            ("intermediate_size", hf.intermediate_size, 1 << 18),
+            ("num_hidden_layers", hf.num_hidden_layers, 1024),
+            ("num_attention_heads", hf.num_attention_heads, 1024),
+            ("num_channels", hf.num_channels, 4),
+            ("image_size", hf.image_size, 1 << 14),
         ] {
-            if v == 0 {
-                return bad(field, "must be positive".into());
+            if !(1..=max).contains(&v) {
+                return bad(field, format!("{v} is out of range (1..={max})"));
             }
         }
         Ok(VisionConfig::new(

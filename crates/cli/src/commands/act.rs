@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use robovlm_core::{PolicyFiles, RgbImage, RoboPolicy, StepDetail};
 
 use crate::backend::{DeviceArgs, on_backend};
+use crate::output::out;
 
 /// Arguments of `robovlm act`.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,7 +90,7 @@ pub fn run(args: ActArgs) -> Result<ExitCode> {
     let frames = args.frames.iter().map(|f| RgbImage::open(f)).collect::<Result<Vec<_>, _>>()?;
     let out = episode(&args, &frames)?;
     if args.json {
-        println!("{out}");
+        out!("{out}");
     } else {
         for s in out["steps"].as_array().into_iter().flatten() {
             let action: Vec<String> = s["action"]
@@ -98,7 +99,7 @@ pub fn run(args: ActArgs) -> Result<ExitCode> {
                 .flatten()
                 .map(|v| format!("{:+.5}", v.as_f64().unwrap_or(f64::NAN)))
                 .collect();
-            println!("step {}: [{}]", s["step"], action.join(", "));
+            out!("step {}: [{}]", s["step"], action.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

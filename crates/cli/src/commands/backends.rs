@@ -7,6 +7,7 @@ use burn::prelude::Tensor;
 use burn::tensor::ElementConversion;
 
 use crate::backend::{BackendKind, DeviceArgs, Dtype, on_backend};
+use crate::output::out;
 
 /// Arguments of `robovlm backends`.
 #[derive(Debug, clap::Args)]
@@ -62,7 +63,7 @@ pub fn run(args: BackendsArgs) -> Result<ExitCode> {
             "not compiled in".to_owned()
         };
         let default = if kind == BackendKind::default_compiled() { " (default)" } else { "" };
-        println!("{kind:<8} {status}{default}");
+        out!("{kind:<8} {status}{default}");
     }
     Ok(if args.check.is_some() && !all_ok { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -14,6 +14,7 @@ use robovlm_core::{PaliGemma, PaliGemmaConfig};
 use crate::backend::{DeviceArgs, on_backend};
 use crate::bench::{self, BenchReport, BenchSpec};
 use crate::hub::resolve_model;
+use crate::output::out;
 
 /// Model shapes `--preset` can build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,15 +123,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let report = on_backend!(args.device, |B, device| { measure::<B>(&source, &args, device) })?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
         let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
-        println!("image_encode_ms      {}", show(report.image_encode_ms));
-        println!("control_step_ms      {}", show(report.control_step_ms));
-        println!("prefill_ms           {}", show(report.prefill_ms));
-        println!("decode_tokens_per_s  {}", show(report.decode_tokens_per_s));
-        println!("load_ms              {}", show(report.load_ms));
-        println!("peak_rss_mb          {}", show(report.peak_rss_mb));
+        out!("image_encode_ms      {}", show(report.image_encode_ms));
+        out!("control_step_ms      {}", show(report.control_step_ms));
+        out!("prefill_ms           {}", show(report.prefill_ms));
+        out!("decode_tokens_per_s  {}", show(report.decode_tokens_per_s));
+        out!("load_ms              {}", show(report.load_ms));
+        out!("peak_rss_mb          {}", show(report.peak_rss_mb));
     }
     Ok(ExitCode::SUCCESS)
 }

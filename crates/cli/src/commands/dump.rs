@@ -15,6 +15,7 @@ use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor};
 use crate::backend::{DeviceArgs, on_backend};
 use crate::commands::ImagePrompt;
 use crate::hub::ModelArg;
+use crate::output::out;
 
 /// Arguments of `robovlm dump`.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,6 +74,6 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
         anyhow::Ok(named.into_iter().map(|(n, t)| (n.to_owned(), t)).collect())
     })?;
     write_safetensors(&args.out, &tensors)?;
-    println!("wrote {} tensors to {}", tensors.len(), args.out.display());
+    out!("wrote {} tensors to {}", tensors.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use robovlm_core::{PaliGemma, PaliGemmaConfig, PaliGemmaProcessor};
 use crate::backend::{DeviceArgs, on_backend};
 use crate::commands::ImagePrompt;
 use crate::hub::ModelArg;
+use crate::output::out;
 
 /// Arguments of `robovlm generate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,8 +47,10 @@ fn generate(args: &GenerateArgs, dir: &Path) -> Result<(Vec<u32>, Vec<u32>, Stri
         PaliGemmaProcessor::from_dir(dir).with_context(|| format!("loading the processor of {}", dir.display()))?;
     let config = PaliGemmaConfig::from_file(&dir.join("config.json"))?;
     let ids = processor.encode_prompts(&[&args.input.prompt])?;
+    // Checked again by the generator; here too so that a prompt that cannot fit fails before a
+    // multi-gigabyte model is loaded. Saturating: `--max-new-tokens` may be any u64.
     let max_positions = config.text()?.max_position_embeddings;
-    if ids.seq + args.max_new_tokens > max_positions {
+    if ids.seq.saturating_add(args.max_new_tokens) > max_positions {
         bail!(
             "--prompt: {} prompt tokens + {} new tokens exceed max_position_embeddings {max_positions}",
             ids.seq,
@@ -95,9 +98,9 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     let dir = args.model.resolve()?;
     let (input_ids, generated_ids, text) = generate(&args, &dir)?;
     if args.json {
-        println!("{}", serde_json::json!({ "input_ids": input_ids, "generated_ids": generated_ids, "text": text }));
+        out!("{}", serde_json::json!({ "input_ids": input_ids, "generated_ids": generated_ids, "text": text }));
     } else {
-        println!("{text}");
+        out!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }

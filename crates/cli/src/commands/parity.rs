@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use robovlm_parity::{ParityOptions, Precision, find_cases, skip_list_help};
 
 use crate::backend::{DeviceArgs, Dtype, on_backend};
+use crate::output::out;
 
 /// Arguments of `robovlm parity`.
 #[derive(Debug, clap::Args)]
@@ -53,9 +54,10 @@ pub fn run(args: ParityArgs) -> Result<ExitCode> {
         Dtype::F16 => Precision::F16,
         Dtype::Bf16 => Precision::Bf16,
     };
-    println!("parity on backend {}, {}: {} case(s)", args.device.kind(), args.device.dtype, dirs.len());
+    out!("parity on backend {}, {}: {} case(s)", args.device.kind(), args.device.dtype, dirs.len());
     let totals = on_backend!(args.device, |B, device| {
-        anyhow::Ok(robovlm_parity::run::<B>(&dirs, &opts, precision, device))
+        let mut stdout = std::io::stdout().lock();
+        robovlm_parity::run::<B>(&dirs, &opts, precision, device, &mut stdout).context(crate::output::STDOUT)
     })?;
     Ok(if totals.success(&opts) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

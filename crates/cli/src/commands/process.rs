@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::commands::ImagePrompt;
+use crate::output::out;
 use robovlm_core::PaliGemmaProcessor;
 
 /// Arguments of `robovlm process`.
@@ -38,16 +39,16 @@ pub fn run(args: ProcessArgs) -> Result<ExitCode> {
             "pixel_values_shape": shape,
             "pixel_mean": mean,
         });
-        println!("{out}");
+        out!("{out}");
     } else {
         let tokens: Vec<String> = ids
             .input_ids
             .iter()
             .map(|&id| processor.tokenizer().id_to_token(id).unwrap_or_else(|| format!("#{id}")))
             .collect();
-        println!("input_ids ({}): {:?}", ids.input_ids.len(), ids.input_ids);
-        println!("tokens: {}", tokens.join(" "));
-        println!("pixel_values: {shape:?}, mean {mean:.6}");
+        out!("input_ids ({}): {:?}", ids.input_ids.len(), ids.input_ids);
+        out!("tokens: {}", tokens.join(" "));
+        out!("pixel_values: {shape:?}, mean {mean:.6}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -213,6 +213,7 @@ impl<B: Backend> PaliGemma<B> {
         keep_hidden_states: bool,
         device: &B::Device,
     ) -> Result<PaliGemmaOutput<B>> {
+        self.language.check_length(ids.seq, "prompt")?;
         let inputs_embeds = self.merge_embeddings(&ids.input_ids, ids.batch, image_token, features, device)?;
         let positions = position_ids(&ids.attention_mask, ids.batch, false);
         let mask = match (&ids.token_type_ids, training) {

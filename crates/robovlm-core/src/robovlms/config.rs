@@ -66,6 +66,19 @@ pub struct RoboVlmsConfig {
     pub backbone: Option<String>,
 }
 
+/// A JSON value for an error message: numbers and short strings as written, anything else by
+/// type (never a whole object or a long string from the file).
+fn brief(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => robovlm_weights::redact_quotes(&format!("{s:?}")),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
 /// Deep merge: objects merge key by key (child wins), anything else is replaced.
 fn merge(base: &mut Value, child: Value) {
     match (base, child) {
@@ -117,14 +130,16 @@ impl RoboVlmsConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let raw = load_merged(path, 0)?;
         let bad = |field: &str, m: &str| Error::config(path, field, m.to_owned());
+        // Every size is bounded (far above any RoboVLMs policy) before a module is built from it.
         let uint = |v: Option<&Value>, field: &str, default: Option<usize>| -> Result<usize> {
+            const MAX: u64 = 1 << 16;
             match v {
                 None | Some(Value::Null) => default.ok_or_else(|| bad(field, "is required")),
                 Some(v) => v
                     .as_u64()
-                    .filter(|&n| n > 0)
+                    .filter(|&n| (1..=MAX).contains(&n))
                     .map(|n| n as usize)
-                    .ok_or_else(|| bad(field, "must be a positive integer")),
+                    .ok_or_else(|| bad(field, &format!("must be an integer in 1..={MAX}, found {}", brief(v)))),
             }
         };
         let act = raw.get("act_head").filter(|v| v.is_object()).ok_or_else(|| bad("act_head", "is required"))?;

@@ -60,6 +60,8 @@ pub struct ContinuousPolicy<B: Backend> {
     head: ActionHead<B>,
     config: RoboVlmsConfig,
     state: HeadState<B>,
+    /// Steps taken since the last reset (for error messages).
+    steps: usize,
 }
 
 impl<B: Backend> ContinuousPolicy<B> {
@@ -92,6 +94,7 @@ impl<B: Backend> ContinuousPolicy<B> {
             head,
             config,
             state: HeadState::new(),
+            steps: 0,
         })
     }
 
@@ -108,6 +111,7 @@ impl<B: Backend> ContinuousPolicy<B> {
     /// Starts a new episode (clears the head's history).
     pub fn reset(&mut self) {
         self.state.reset();
+        self.steps = 0;
     }
 
     /// The VLM pass: one row per frame, `instructions[row]` its text.
@@ -120,6 +124,9 @@ impl<B: Backend> ContinuousPolicy<B> {
             return Err(Error::Input(format!("{} instructions for {rows} frames", instructions.len())));
         }
         let text = instruction_batch(self.backbone.processor.tokenizer(), instructions)?;
+        // The sequence is the instruction, the image tokens and the action token.
+        let len = text.seq.saturating_add(self.backbone.processor.num_image_tokens()).saturating_add(1);
+        self.backbone.model.language.check_length(len, "instruction + image + action token")?;
         let device = self.backbone.device();
         Ok(forward_vlm_ids(&self.backbone.model, &self.action_token, self.backbone.divisor, pixels, &text, device))
     }
@@ -136,6 +143,14 @@ impl<B: Backend> ContinuousPolicy<B> {
         let gripper_logits = to_vec(head.gripper.clone())?;
         let arm: Vec<Vec<f32>> = arm_flat.chunks(arm_flat.len() / chunk).map(<[f32]>::to_vec).collect();
         let action = postprocess(&arm, &gripper_logits, self.config.normalization.as_ref());
+        let step = self.steps;
+        self.steps += 1;
+        // `postprocess` turns a NaN gripper logit into a valid-looking ±1, so the raw outputs
+        // are checked as well as the emitted action.
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !(finite(&arm_flat) && finite(&gripper_logits) && finite(&action.emitted)) {
+            return Err(Error::NonFiniteAction { step });
+        }
         Ok(PolicyStep { vlm, head, arm, gripper_logits, action })
     }
 

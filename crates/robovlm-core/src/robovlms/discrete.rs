@@ -222,6 +222,8 @@ impl<B: Backend> DiscretePolicy<B> {
             )));
         }
         let (rows, l) = (bs * t, batch.len);
+        let per_frame = l.saturating_add(self.backbone.processor.num_image_tokens());
+        self.backbone.model.language.check_length(per_frame.saturating_mul(t), "training window (prompts + images)")?;
         let image = self.backbone.encode(pixels.reshape([rows, c, h, w]));
         let n = image.dims()[1];
         let emb = splice(self.backbone.embed(&batch.ids, rows), image, None);

@@ -83,8 +83,11 @@ impl ImageProcessorConfig {
                 format!("only BICUBIC (3) is implemented, found {}", hf.resample),
             ));
         }
-        if hf.size.height == 0 || hf.size.width == 0 {
-            return Err(Error::config(path, "size", "height and width must be positive"));
+        // The vision tower's own bound (SigLIP image_size ≤ 16384); the processor checks the
+        // exact size against the model when both are loaded.
+        const MAX_SIDE: usize = 1 << 14;
+        if !(1..=MAX_SIDE).contains(&hf.size.height) || !(1..=MAX_SIDE).contains(&hf.size.width) {
+            return Err(Error::config(path, "size", format!("height and width must be in 1..={MAX_SIDE}")));
         }
         let channels = |field: &str, v: &[f64]| -> Result<[f64; 3]> {
             <[f64; 3]>::try_from(v)

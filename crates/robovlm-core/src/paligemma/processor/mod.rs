@@ -7,38 +7,15 @@ mod tokenizer;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 pub use image::{ImageProcessor, ImageProcessorConfig, ProcessedImage};
 pub use prompt::{IGNORE_INDEX, PromptBatch, PromptBuilder, paligemma_prompt_text};
 pub use tokenizer::{SpecialTokens, TextTokenizer};
 
-use crate::error::{Error, Result, read_json};
+use super::config::PaliGemmaConfig;
+use crate::error::{Error, Result};
 
 /// The image placeholder token of PaliGemma's tokenizer.
 pub const IMAGE_TOKEN: &str = "<image>";
-
-/// The few `config.json` keys the processor needs (the model crates parse the rest).
-#[derive(Debug, Deserialize)]
-struct HfTopLevel {
-    image_token_index: Option<u32>,
-    #[serde(default)]
-    vision_config: HfVisionGrid,
-}
-
-/// transformers' `SiglipVisionConfig` defaults for the two keys that fix the token count.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct HfVisionGrid {
-    image_size: usize,
-    patch_size: usize,
-}
-
-impl Default for HfVisionGrid {
-    fn default() -> Self {
-        Self { image_size: 224, patch_size: 16 }
-    }
-}
 
 /// Tokenizer + image preprocessing + prompt format of one PaliGemma model directory.
 #[derive(Debug)]
@@ -52,7 +29,10 @@ pub struct PaliGemmaProcessor {
 
 impl PaliGemmaProcessor {
     /// Loads `tokenizer.json`, `special_tokens_map.json` (optional), `preprocessor_config.json`
-    /// and `config.json` from an HF PaliGemma directory.
+    /// and `config.json` from an HF PaliGemma directory, and checks that they agree with each
+    /// other and with the model: every token id fits the embedding table, `<image>` is
+    /// `image_token_index`, and the preprocessor produces the image size and token count the
+    /// vision tower expects (each a clear error here instead of a panic mid-forward).
     ///
     /// The number of image tokens is the preprocessor's `image_seq_length` when present (that is
     /// what `PaliGemmaProcessor` uses), else `(image_size / patch_size)²` from `vision_config`.
@@ -63,12 +43,12 @@ impl PaliGemmaProcessor {
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let images = ImageProcessor::from_file(&dir.join("preprocessor_config.json"))?;
         let config_path = dir.join("config.json");
-        let top: HfTopLevel = read_json(&config_path)?;
+        let config = PaliGemmaConfig::from_file(&config_path)?;
         let image_token_id = tokenizer.token_id(IMAGE_TOKEN).ok_or_else(|| Error::Tokenizer {
             path: tokenizer.path().to_owned(),
             message: format!("{IMAGE_TOKEN} is not in the vocabulary"),
         })?;
-        if let Some(id) = top.image_token_index
+        if let Some(id) = config.image_token_index
             && id != image_token_id
         {
             return Err(Error::config(
@@ -77,15 +57,39 @@ impl PaliGemmaProcessor {
                 format!("is {id} but the tokenizer maps {IMAGE_TOKEN} to {image_token_id}"),
             ));
         }
-        let grid = &top.vision_config;
-        if grid.patch_size == 0 || grid.image_size % grid.patch_size != 0 {
+        let vocab = config.text()?.vocab_size;
+        if tokenizer.len() > vocab {
             return Err(Error::config(
                 &config_path,
-                "vision_config.patch_size",
-                format!("{} does not divide image_size {}", grid.patch_size, grid.image_size),
+                "text_config.vocab_size",
+                format!(
+                    "is {vocab} but {} has {} tokens: their ids would index past the embedding table",
+                    tokenizer.path().display(),
+                    tokenizer.len()
+                ),
             ));
         }
-        let num_image_tokens = images.config().image_seq_length.unwrap_or((grid.image_size / grid.patch_size).pow(2));
+        let side = config.vision.image_size;
+        let preprocessor = images.config();
+        if (preprocessor.height, preprocessor.width) != (side, side) {
+            return Err(Error::config(
+                &dir.join("preprocessor_config.json"),
+                "size",
+                format!(
+                    "is {}x{} but the vision tower takes {side}x{side} images (config.json vision_config.image_size)",
+                    preprocessor.width, preprocessor.height
+                ),
+            ));
+        }
+        let patches = config.vision.num_patches();
+        let num_image_tokens = preprocessor.image_seq_length.unwrap_or(patches);
+        if num_image_tokens != patches {
+            return Err(Error::config(
+                &dir.join("preprocessor_config.json"),
+                "image_seq_length",
+                format!("is {num_image_tokens} but the vision tower makes {patches} tokens per image"),
+            ));
+        }
         Ok(Self { tokenizer, images, num_image_tokens, image_token_id, dir: dir.to_owned() })
     }
 

@@ -42,8 +42,13 @@ impl TextTokenizer {
         if !path.is_file() {
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { path: path.to_owned(), message: e.to_string() })?;
+        // Read with a bound (Gemma's is 17 MB) and parsed from memory; the library's messages
+        // can quote the file, so they are shortened.
+        let bytes = crate::error::read_file(path, 512 << 20, "tokenizer.json")?;
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::Tokenizer {
+            path: path.to_owned(),
+            message: robovlm_weights::redact_quotes(&e.to_string()),
+        })?;
         let map_path = path.with_file_name("special_tokens_map.json");
         let map: Option<Value> = if map_path.is_file() { Some(crate::error::read_json(&map_path)?) } else { None };
         let lookup = |key: &str, default: &str| -> Result<u32> {
@@ -107,7 +112,7 @@ impl TextTokenizer {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Tokenizer { path: self.path.clone(), message: e.to_string() }
+        Error::Tokenizer { path: self.path.clone(), message: robovlm_weights::redact_quotes(&e.to_string()) }
     }
 
     /// `tokenizer(text, add_special_tokens=add_special).input_ids`.
