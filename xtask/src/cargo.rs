@@ -15,10 +15,20 @@ pub fn workspace_root() -> PathBuf {
 
 /// `cargo <args>` in the workspace root; returns whether it succeeded.
 pub fn cargo(args: &[&str]) -> Result<bool> {
+    cargo_env(args, &[])
+}
+
+/// [`cargo`] with extra environment variables for the child.
+pub fn cargo_env(args: &[&str], envs: &[(&str, &str)]) -> Result<bool> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("+ cargo {}", args.join(" "));
-    let status =
-        tool(&cargo).args(args).current_dir(workspace_root()).status().with_context(|| format!("running {cargo}"))?;
+    let shown: Vec<String> = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("+ {}cargo {}", shown.concat(), args.join(" "));
+    let status = tool(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
     Ok(status.success())
 }
 

@@ -7,6 +7,9 @@
 //! the reason after the `robovlm` binary is built with it (every crate instantiated for that
 //! backend, so it provably compiles) — never reported as passing.
 //!
+//! The first stage's unit tests also run the fuzz targets (`crates/fuzz`) at full size, once:
+//! the loaders they exercise are host code, the same on every backend.
+//!
 //! The parity suite then runs once per precision the backend supports (`robovlm parity
 //! --dtype`); a precision it does not support must be *refused* with a clear error, and that
 //! refusal is checked too. One table row per backend and dtype: result, worst error (the
@@ -17,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::cargo::{PROFILE, build_robovlm, cargo, tool, workspace_root};
+use crate::cargo::{PROFILE, build_robovlm, cargo_env, tool, workspace_root};
 
 /// Arguments of `cargo xtask test-all-backends`.
 #[derive(Debug, clap::Args)]
@@ -107,8 +110,18 @@ fn parity(bin: &Path, backend: &str, dtype: &str, fixtures: &Path) -> Result<(Ou
     Ok(if out.status.success() { (Outcome::Pass, worst) } else { (Outcome::Fail("parity failed".into()), worst) })
 }
 
-/// Builds, unit-tests and parity-checks one backend; one row per requested dtype.
-fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec<Row>) -> Result<()> {
+/// Inputs per fuzz target in the one stage that fuzzes (the loaders are host code: fuzzing them
+/// once per backend would only repeat the same work).
+const FUZZ_ITERATIONS: &str = "10000";
+
+/// Where the fuzz test writes its one-line-per-target report.
+fn fuzz_report() -> PathBuf {
+    workspace_root().join("target/fuzz/report.txt")
+}
+
+/// Builds, unit-tests and parity-checks one backend; one row per requested dtype. `fuzz`: this
+/// stage's unit tests also run the fuzz targets at full size.
+fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, fuzz: bool, rows: &mut Vec<Row>) -> Result<()> {
     let start = Instant::now();
     let row =
         |dtype: &str, outcome, worst: String, secs| Row { backend, dtype: dtype.to_owned(), outcome, worst, secs };
@@ -133,7 +146,11 @@ fn one(backend: &'static str, dtypes: &[String], fixtures: &Path, rows: &mut Vec
     if !features.is_empty() {
         test_args.extend(["--features", &features]);
     }
-    if !cargo(&test_args)? {
+    let report = fuzz_report();
+    let report = report.to_string_lossy();
+    let envs =
+        [("ROBOVLM_FUZZ_ITERATIONS", if fuzz { FUZZ_ITERATIONS } else { "0" }), ("ROBOVLM_FUZZ_REPORT", &*report)];
+    if !cargo_env(&test_args, if fuzz { &envs } else { &envs[..1] })? {
         rows.push(row("-", Outcome::Fail("unit tests failed".into()), "-".into(), start.elapsed().as_secs_f64()));
         return Ok(());
     }
@@ -154,10 +171,11 @@ pub fn run(args: Args) -> Result<bool> {
     }
     let mut rows = Vec::new();
     let mut stage_secs = Vec::new();
-    for backend in order.iter().filter(|b| args.backends.iter().any(|a| a == *b)) {
+    std::fs::remove_file(fuzz_report()).ok();
+    for (i, backend) in order.iter().filter(|b| args.backends.iter().any(|a| a == *b)).enumerate() {
         eprintln!("=== backend {backend}");
         let start = Instant::now();
-        one(backend, &args.dtypes, &args.fixtures, &mut rows)?;
+        one(backend, &args.dtypes, &args.fixtures, i == 0, &mut rows)?;
         stage_secs.push((*backend, start.elapsed().as_secs_f64()));
     }
     println!("\nbackend  dtype  result  [parity wall time]  worst (share of tolerance)");
@@ -201,6 +219,10 @@ pub fn run(args: Args) -> Result<bool> {
             format!("PASS ({})", ran.join(" and "))
         };
         println!("{backend} {verdict}");
+    }
+    match std::fs::read_to_string(fuzz_report()) {
+        Ok(report) => print!("\n{report}"),
+        Err(_) => println!("\nfuzz: no report (the first stage's unit tests did not reach the fuzz test)"),
     }
     let stages: Vec<String> = stage_secs.iter().map(|(b, s)| format!("{b} {s:.0} s")).collect();
     println!("stage times (build + unit tests + parity): {}", stages.join(", "));
