@@ -89,7 +89,7 @@ impl HeadConfig {
         assert!(self.action_dim >= 2, "action_dim must include arm and gripper");
         assert!(self.latent > 0 && self.window_size > 0 && self.fwd_pred_next_n > 0, "sizes must be positive");
         assert!(
-            self.kind != HeadKind::Gpt || (self.hidden_size * self.latent) % self.gpt_heads == 0,
+            self.kind != HeadKind::Gpt || (self.hidden_size * self.latent).is_multiple_of(self.gpt_heads),
             "gpt heads must divide hidden_size * latent"
         );
         ActionHead::new(self, device)

@@ -102,7 +102,7 @@ impl<B: Backend> Lstm<B> {
 fn recurrent<B: Backend>(h: Tensor<B, 2>, w_hh: Tensor<B, 2>) -> Tensor<B, 2> {
     let [batch, hidden] = h.dims();
     let gates = w_hh.dims()[0];
-    let c = [8, 4].into_iter().find(|c| gates % c == 0 && gates / c >= 64).unwrap_or(1);
+    let c = [8, 4].into_iter().find(|c| gates.is_multiple_of(*c) && gates / c >= 64).unwrap_or(1);
     if batch != 1 || c == 1 {
         return h.matmul(w_hh.transpose());
     }

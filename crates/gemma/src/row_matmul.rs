@@ -20,7 +20,7 @@ use burn::tensor::DType;
 /// Number of independent products for a dimension of `n`: enough for common core counts,
 /// and 1 (no split) when `n` does not divide evenly.
 fn chunks(n: usize) -> usize {
-    [16, 8, 4].into_iter().find(|c| n % c == 0 && n / c >= 64).unwrap_or(1)
+    [16, 8, 4].into_iter().find(|c| n.is_multiple_of(*c) && n / c >= 64).unwrap_or(1)
 }
 
 /// `linear.forward(x)` for `x: [batch, seq, in]`, split-k when there is a single row.

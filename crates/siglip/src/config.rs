@@ -68,10 +68,13 @@ impl VisionConfig {
     /// `image_size` ([`VisionConfig::from_hf_value`] rejects such configs with an error first).
     pub fn init<B: Backend>(&self, device: &B::Device) -> VisionTower<B> {
         assert!(
-            self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,
+            self.num_attention_heads > 0 && self.hidden_size.is_multiple_of(self.num_attention_heads),
             "num_attention_heads must divide hidden_size"
         );
-        assert!(self.patch_size > 0 && self.image_size % self.patch_size == 0, "patch_size must divide image_size");
+        assert!(
+            self.patch_size > 0 && self.image_size.is_multiple_of(self.patch_size),
+            "patch_size must divide image_size"
+        );
         VisionTower::new(self, device)
     }
 }

@@ -63,13 +63,13 @@ impl TryFrom<HfVisionConfig> for VisionConfig {
         if hf.vision_use_head == Some(true) {
             return bad("vision_use_head", "a pooling head is not supported (PaliGemma does not use one)".into());
         }
-        if hf.num_attention_heads == 0 || hf.hidden_size % hf.num_attention_heads != 0 {
+        if hf.num_attention_heads == 0 || !hf.hidden_size.is_multiple_of(hf.num_attention_heads) {
             return bad(
                 "num_attention_heads",
                 format!("{} does not divide hidden_size {}", hf.num_attention_heads, hf.hidden_size),
             );
         }
-        if hf.patch_size == 0 || hf.image_size % hf.patch_size != 0 {
+        if hf.patch_size == 0 || !hf.image_size.is_multiple_of(hf.patch_size) {
             return bad("patch_size", format!("{} does not divide image_size {}", hf.patch_size, hf.image_size));
         }
         // Far above any released SigLIP (So400m: 1152 wide, 27 layers, 896 px), far below what

@@ -166,7 +166,7 @@ impl Machine {
     /// Adds items to the list or dictionary on top of the stack (other targets ignore them, as
     /// an object we never build would absorb them).
     fn extend_top(&mut self, kind: Kind, values: Vec<Value>) -> Result<(), String> {
-        if kind == Kind::Dict && values.len() % 2 != 0 {
+        if kind == Kind::Dict && !values.len().is_multiple_of(2) {
             return Err("odd number of values for dictionary items".into());
         }
         if let Value::Container(i) = *self.top()? {

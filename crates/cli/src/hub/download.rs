@@ -108,11 +108,11 @@ impl Client {
         let mut response = None;
         for _ in 0..8 {
             let r = self.request(&self.no_redirect, &current).set("Range", "bytes=0-0").call().map_err(classify)?;
-            if (300..400).contains(&r.status()) {
-                if let Some(location) = r.header("location").filter(|l| l.starts_with('/')) {
-                    current = join_origin(&current, location);
-                    continue;
-                }
+            if (300..400).contains(&r.status())
+                && let Some(location) = r.header("location").filter(|l| l.starts_with('/'))
+            {
+                current = join_origin(&current, location);
+                continue;
             }
             response = Some(r);
             break;

@@ -73,7 +73,7 @@ impl PaliGemmaProcessor {
         let preprocessor = images.config();
         if (preprocessor.height, preprocessor.width) != (side, side) {
             return Err(Error::config(
-                &dir.join("preprocessor_config.json"),
+                dir.join("preprocessor_config.json"),
                 "size",
                 format!(
                     "is {}x{} but the vision tower takes {side}x{side} images (config.json vision_config.image_size)",
@@ -85,7 +85,7 @@ impl PaliGemmaProcessor {
         let num_image_tokens = preprocessor.image_seq_length.unwrap_or(patches);
         if num_image_tokens != patches {
             return Err(Error::config(
-                &dir.join("preprocessor_config.json"),
+                dir.join("preprocessor_config.json"),
                 "image_seq_length",
                 format!("is {num_image_tokens} but the vision tower makes {patches} tokens per image"),
             ));
