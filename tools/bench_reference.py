@@ -33,7 +33,7 @@ import time
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", choices=["paligemma-3b-224"])
+    src.add_argument("--preset", choices=["paligemma-3b-224", "paligemma2-3b-224"])
     src.add_argument("--model", help="a PaliGemma directory (times the load too)")
     p.add_argument("--vision-layers", type=int)
     p.add_argument("--text-layers", type=int)
@@ -58,8 +58,10 @@ def median_ms(warmup, iters, fn):
 
 
 def preset_config(args):
-    from transformers import GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
+    from transformers import Gemma2Config, GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
 
+    pg2 = args.preset == "paligemma2-3b-224"
+    hidden = 2304 if pg2 else 2048
     vision = SiglipVisionConfig(
         hidden_size=1152,
         intermediate_size=4304,
@@ -67,25 +69,33 @@ def preset_config(args):
         num_attention_heads=16,
         image_size=224,
         patch_size=14,
-        projection_dim=2048,
+        projection_dim=hidden,
         vision_use_head=False,
     )
-    text = GemmaConfig(
-        vocab_size=257216,
-        hidden_size=2048,
-        intermediate_size=16384,
-        num_hidden_layers=args.text_layers or 18,
-        num_attention_heads=8,
-        num_key_value_heads=1,
-        head_dim=256,
-        max_position_embeddings=8192,
-        hidden_activation="gelu_pytorch_tanh",
-    )
+    if pg2:
+        # Gemma2Config's defaults are PaliGemma 2 3B's decoder (window 4096, soft-caps 50/30).
+        text = Gemma2Config(
+            vocab_size=257216,
+            num_hidden_layers=args.text_layers or 26,
+            hidden_activation="gelu_pytorch_tanh",
+        )
+    else:
+        text = GemmaConfig(
+            vocab_size=257216,
+            hidden_size=2048,
+            intermediate_size=16384,
+            num_hidden_layers=args.text_layers or 18,
+            num_attention_heads=8,
+            num_key_value_heads=1,
+            head_dim=256,
+            max_position_embeddings=8192,
+            hidden_activation="gelu_pytorch_tanh",
+        )
     return PaliGemmaConfig(
         vision_config=vision.to_dict(),
         text_config=text.to_dict(),
-        projection_dim=2048,
-        hidden_size=2048,
+        projection_dim=hidden,
+        hidden_size=hidden,
         image_token_index=257152,
         vocab_size=257216,
     )

@@ -44,8 +44,18 @@ impl BenchSpec {
     /// `paligemma-3b-224`: SigLIP-So400m/14 at 224 px (256 image tokens) and Gemma-2B
     /// (2048 wide, 8 heads, 1 KV head, head_dim 256, vocabulary 257216), depths reducible.
     pub fn paligemma_3b_224(vision_layers: Option<usize>, text_layers: Option<usize>) -> Self {
+        Self::preset(GemmaConfig::paligemma_3b(), vision_layers, text_layers)
+    }
+
+    /// `paligemma2-3b-224`: the same SigLIP and Gemma-2-2B (2304 wide, 26 layers, 8 heads,
+    /// 4 KV heads, head_dim 256, intermediate 9216, window 4096, soft-caps 50/30), depths
+    /// reducible.
+    pub fn paligemma2_3b_224(vision_layers: Option<usize>, text_layers: Option<usize>) -> Self {
+        Self::preset(GemmaConfig::paligemma2_3b(), vision_layers, text_layers)
+    }
+
+    fn preset(mut text: GemmaConfig, vision_layers: Option<usize>, text_layers: Option<usize>) -> Self {
         let mut vision = VisionConfig::paligemma_224();
-        let mut text = GemmaConfig::paligemma_3b();
         if let Some(n) = vision_layers {
             vision.num_hidden_layers = n;
         }
@@ -66,7 +76,7 @@ impl BenchSpec {
 /// Medians in milliseconds (`None`: not measured). Field names are the `--json` keys.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BenchReport {
-    /// Pixel values `[1, 3, 224, 224]` → image features `[1, 256, 2048]`.
+    /// Pixel values `[1, 3, 224, 224]` → image features `[1, 256, hidden]`.
     pub image_encode_ms: Option<f64>,
     /// One RoboPaligemma step with the history window full: pixels + instruction ids → the
     /// 7-DoF chunk on the host.
@@ -202,6 +212,7 @@ pub fn run<B: Backend>(model: &PaliGemma<B>, spec: &BenchSpec, device: &B::Devic
             eos_token: None,
             pad_token: 0,
             keep_logits: false,
+            ..Default::default()
         };
         Ok(generator.generate(embeds, &mask, &config)?.new_ids[0].len())
     };

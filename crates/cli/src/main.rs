@@ -24,7 +24,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Generate text with a PaliGemma model from an image and a prompt (greedy by default).
+    /// Generate text with a PaliGemma or PaliGemma 2 model from an image and a prompt (greedy by
+    /// default).
+    ///
+    /// PaliGemma 2 (a Gemma 2 decoder) attends through a sliding window in every other layer;
+    /// those layers keep only the last `sliding_window` keys (4096 in the released models), so
+    /// memory stays bounded. Every generated token attends the window ending at itself, for any
+    /// prompt length: for prompts longer than the window this is exactly transformers 4.47.1;
+    /// for shorter prompts it is also what transformers computes without a cache, while 4.47.1's
+    /// HybridCache drifts once generation reaches position `sliding_window − 1` (it drops the
+    /// oldest key one step early), which robovlm does not reproduce.
     Generate(commands::generate::GenerateArgs),
     /// Run a RoboVLMs policy over an episode of camera frames and print the robot actions.
     Act(commands::act::ActArgs),

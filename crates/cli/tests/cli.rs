@@ -13,7 +13,12 @@ fn parity_report_on_fixtures() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     let case_lines: Vec<&str> = out.lines().filter(|l| l.contains(": PASS") || l.contains(": FAIL")).collect();
-    assert_eq!(case_lines.len(), 8, "{out}");
+    let cases = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"))
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().join("reference.json").is_file()))
+        .count();
+    assert!(cases >= 10, "the public fixtures hold at least 10 cases");
+    assert_eq!(case_lines.len(), cases, "{out}");
     for l in &case_lines {
         assert!(l.contains(": PASS  checked ") && l.contains(" tensors  worst "), "{l}");
     }
@@ -55,7 +60,8 @@ fn a_wrong_reference_fails() {
     let case = dir.join("case");
     std::fs::create_dir_all(&case).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/paligemma_tiny");
-    for f in ["reference.safetensors"] {
+    {
+        let f = "reference.safetensors";
         std::fs::copy(src.join(f), case.join(f)).unwrap();
     }
     let json = std::fs::read_to_string(src.join("reference.json")).unwrap();
@@ -139,34 +145,42 @@ fn reference(case: &str, name: &str) -> Vec<f64> {
 
 #[test]
 fn generate_prints_the_reference_ids() {
-    let o = robovlm(&[
-        "generate",
-        "--model",
-        "fixtures/paligemma_tiny/model",
-        "--image",
-        "fixtures/paligemma_tiny/inputs/img0_56x56.png",
-        "--prompt",
-        "caption en",
-        "--max-new-tokens",
-        "12",
-        "--json",
-    ]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let ids: Vec<f64> = v["generated_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    assert_eq!(ids, reference("paligemma_tiny", "p0.gen_new_ids"));
-    let input: Vec<f64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    assert_eq!(input, reference("paligemma_tiny", "p0.input_ids"));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("../../fixtures/paligemma_tiny/reference.json").unwrap())
-            .unwrap();
-    assert_eq!(v["text"], json["values"]["p0.gen_text"]);
+    // PaliGemma (Gemma 1) and PaliGemma 2 (Gemma 2: soft-caps, sliding window, HybridCache).
+    for case in ["paligemma_tiny", "paligemma2_tiny"] {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("../../fixtures/{case}/reference.json")).unwrap())
+                .unwrap();
+        let prompt = &json["values"]["p0.prompt"];
+        let want = reference(case, "p0.gen_new_ids");
+        let (model, image) =
+            (format!("fixtures/{case}/model"), format!("fixtures/{case}/{}", prompt["image"].as_str().unwrap()));
+        let steps = want.len().to_string();
+        let o = robovlm(&[
+            "generate",
+            "--model",
+            &model,
+            "--image",
+            &image,
+            "--prompt",
+            prompt["text"].as_str().unwrap(),
+            "--max-new-tokens",
+            &steps,
+            "--json",
+        ]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{case}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let ids: Vec<f64> = v["generated_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(ids, want, "{case}");
+        let input: Vec<f64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(input, reference(case, "p0.input_ids"), "{case}");
+        assert_eq!(v["text"], json["values"]["p0.gen_text"], "{case}");
+    }
 }
 
 #[test]
 fn act_prints_the_reference_actions() {
-    for case in ["robovlms_lstm", "robovlms_gpt", "robovlms_fc"] {
+    for case in ["robovlms_lstm", "robovlms_gpt", "robovlms_fc", "robovlms_lstm_pg2"] {
         let inputs: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(format!("../../fixtures/{case}/inputs/case.json")).unwrap())
                 .unwrap();
@@ -306,62 +320,67 @@ fn discrete_act_from_pt_and_safetensors() {
 
 #[test]
 fn dump_writes_fixture_named_tensors() {
-    let dir = scratch("dump");
-    let out = dir.join("p0.safetensors");
-    let o = robovlm(&[
-        "dump",
-        "--model",
-        "fixtures/paligemma_tiny/model",
-        "--image",
-        "fixtures/paligemma_tiny/inputs/img0_56x56.png",
-        "--prompt",
-        "caption en",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let (_, err) = text(&o);
-    assert!(o.status.success(), "{err}");
-    let bytes = std::fs::read(&out).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let logits = st.tensor("logits").unwrap();
-    let ours: Vec<f64> =
-        logits.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
-    let want = reference("paligemma_tiny", "p0.logits");
-    assert_eq!(ours.len(), want.len());
-    assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 + 1e-4 * b.abs()));
-    assert!(st.tensor("text_hidden_states").is_ok() && st.tensor("input_ids").is_ok());
+    for (case, image) in [("paligemma_tiny", "img0_56x56.png"), ("paligemma2_tiny", "img0_70x70.png")] {
+        let dir = scratch(&format!("dump-{case}"));
+        let out = dir.join("p0.safetensors");
+        let (model, image) = (format!("fixtures/{case}/model"), format!("fixtures/{case}/inputs/{image}"));
+        let o = robovlm(&[
+            "dump",
+            "--model",
+            &model,
+            "--image",
+            &image,
+            "--prompt",
+            "caption en",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let (_, err) = text(&o);
+        assert!(o.status.success(), "{case}: {err}");
+        let bytes = std::fs::read(&out).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let logits = st.tensor("logits").unwrap();
+        let ours: Vec<f64> =
+            logits.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
+        let want = reference(case, "p0.logits");
+        assert_eq!(ours.len(), want.len(), "{case}");
+        assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4 + 1e-4 * b.abs()), "{case}");
+        assert!(st.tensor("text_hidden_states").is_ok() && st.tensor("input_ids").is_ok());
+    }
 }
 
 /// `robovlm bench --json` prints exactly the contract's keys; on a model directory every timing
 /// and the load are measured. (The numbers themselves are benchmarks, not test assertions.)
 #[test]
 fn bench_json_contract_and_bad_flags() {
-    let o = robovlm(&[
-        "bench",
-        "--model",
-        "fixtures/paligemma_tiny/model",
-        "--iters",
-        "1",
-        "--warmup",
-        "0",
-        "--decode-tokens",
-        "2",
-        "--instruction-tokens",
-        "4",
-        "--json",
-    ]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut want =
-        vec!["control_step_ms", "decode_tokens_per_s", "image_encode_ms", "load_ms", "peak_rss_mb", "prefill_ms"];
-    want.sort_unstable();
-    let mut got = keys.clone();
-    got.sort_unstable();
-    assert_eq!(got, want);
-    for k in want {
-        assert!(v[k].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{k}: {}", v[k]);
+    for model in ["fixtures/paligemma_tiny/model", "fixtures/paligemma2_tiny/model"] {
+        let o = robovlm(&[
+            "bench",
+            "--model",
+            model,
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--decode-tokens",
+            "2",
+            "--instruction-tokens",
+            "4",
+            "--json",
+        ]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{model}: {out}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want =
+            vec!["control_step_ms", "decode_tokens_per_s", "image_encode_ms", "load_ms", "peak_rss_mb", "prefill_ms"];
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        for k in want {
+            assert!(v[k].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{model} {k}: {}", v[k]);
+        }
     }
     // --iters 0 measures loading only.
     let o = robovlm(&["bench", "--model", "fixtures/paligemma_tiny/model", "--iters", "0", "--json"]);

@@ -3,16 +3,18 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::DType;
-use robovlm_ops::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use robovlm_ops::attention_with;
 
 use crate::config::GemmaConfig;
 use crate::kv_cache::KvCache;
 use crate::rope::{RopeTables, apply};
 use crate::row_matmul;
 
-/// `GemmaAttention` (transformers 4.47.1 `modeling_gemma.py`): `num_attention_heads` query heads
-/// share `num_key_value_heads` key/value heads (1 = multi-query), each `head_dim` wide
-/// (independent of the hidden size), scale `head_dim^-0.5`, no soft-capping.
+/// `GemmaAttention` / `Gemma2Attention` (transformers 4.47.1, eager): `num_attention_heads`
+/// query heads share `num_key_value_heads` key/value heads (1 = multi-query), each `head_dim`
+/// wide (independent of the hidden size). Scores are scaled by `head_dim^-0.5` (Gemma 1) or
+/// `query_pre_attn_scalar^-0.5` (Gemma 2), then soft-capped (Gemma 2), then masked.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// `hidden → heads · head_dim`.
@@ -29,6 +31,10 @@ pub struct Attention<B: Backend> {
     pub num_kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Score scale when not `head_dim^-0.5` (Gemma 2's `query_pre_attn_scalar^-0.5`).
+    pub scale: Option<f64>,
+    /// Attention-logit soft-cap (Gemma 2).
+    pub softcap: Option<f64>,
 }
 
 impl<B: Backend> Attention<B> {
@@ -43,6 +49,8 @@ impl<B: Backend> Attention<B> {
             num_heads: c.num_attention_heads,
             num_kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim,
+            scale: c.query_pre_attn_scalar.map(|s| s.powf(-0.5)),
+            softcap: c.attn_logit_softcapping,
         }
     }
 
@@ -83,7 +91,8 @@ impl<B: Backend> Attention<B> {
             }
         };
         let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
-        let out = attention(q, repeat(k), repeat(v), bias);
+        let options = AttentionModuleOptions { scale: self.scale, softcap: self.softcap, is_causal: false };
+        let out = attention_with(q, repeat(k), repeat(v), bias, options);
         row_matmul::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
     }
 }

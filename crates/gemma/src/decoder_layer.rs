@@ -1,4 +1,4 @@
-//! One Gemma decoder layer.
+//! One Gemma decoder layer (Gemma 1 or Gemma 2 block order).
 
 use burn::prelude::*;
 
@@ -9,31 +9,48 @@ use crate::mlp::Mlp;
 use crate::rms_norm::RmsNorm;
 use crate::rope::RopeTables;
 
-/// `GemmaDecoderLayer`: `h += attn(norm1(h)); h += mlp(norm2(h))`.
+/// `GemmaDecoderLayer` / `Gemma2DecoderLayer`.
+///
+/// - Gemma 1: `h += attn(input_layernorm(h)); h += mlp(post_attention_layernorm(h))`.
+/// - Gemma 2: `h += post_attention_layernorm(attn(input_layernorm(h)));
+///   h += post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)))` — the same checkpoint
+///   name `post_attention_layernorm` sits at a different place (fixtures README §7.1).
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
     /// Norm before attention.
     pub input_layernorm: RmsNorm<B>,
     /// Self-attention.
     pub self_attn: Attention<B>,
-    /// Norm before the MLP.
+    /// Gemma 1: the norm before the MLP. Gemma 2: the norm of the attention output.
     pub post_attention_layernorm: RmsNorm<B>,
+    /// Gemma 2: the norm before the MLP.
+    pub pre_feedforward_layernorm: Option<RmsNorm<B>>,
     /// Feed-forward block.
     pub mlp: Mlp<B>,
+    /// Gemma 2: the norm of the MLP output.
+    pub post_feedforward_layernorm: Option<RmsNorm<B>>,
+    /// The window of a sliding-attention layer (Gemma 2's even layers); `None` = global.
+    pub sliding_window: Option<usize>,
 }
 
 impl<B: Backend> DecoderLayer<B> {
-    pub(crate) fn new(c: &GemmaConfig, device: &B::Device) -> Self {
+    pub(crate) fn new(c: &GemmaConfig, index: usize, device: &B::Device) -> Self {
+        let norm = || RmsNorm::new(c.hidden_size, c.rms_norm_eps, device);
         Self {
-            input_layernorm: RmsNorm::new(c.hidden_size, c.rms_norm_eps, device),
+            input_layernorm: norm(),
             self_attn: Attention::new(c, device),
-            post_attention_layernorm: RmsNorm::new(c.hidden_size, c.rms_norm_eps, device),
+            post_attention_layernorm: norm(),
+            pre_feedforward_layernorm: c.sandwich_norms.then(norm),
             mlp: Mlp::new(c.hidden_size, c.intermediate_size, device),
+            post_feedforward_layernorm: c.sandwich_norms.then(norm),
+            sliding_window: if c.is_sliding(index) { c.sliding_window } else { None },
         }
     }
 
     /// # Shapes
-    /// - `x`, returns: `[batch, seq, hidden]`; `bias` is the additive mask of [`crate::AttentionMask::to_bias`].
+    /// - `x`, returns: `[batch, seq, hidden]`; `bias` is the additive mask of
+    ///   [`crate::AttentionMask::to_bias`] for this layer's keys (the decoder builds the
+    ///   sliding layers' own).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -44,7 +61,16 @@ impl<B: Backend> DecoderLayer<B> {
         // `x` is the f32 residual stream; the norms hand the blocks the compute precision and
         // their outputs are added back in f32 (no-op casts in f32).
         let dtype = x.dtype();
-        let x = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), rope, bias, cache).cast(dtype);
-        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)).cast(dtype)
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
+        match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
+            (Some(pre), Some(post)) => {
+                let x = x + self.post_attention_layernorm.forward(attn).cast(dtype);
+                x.clone() + post.forward(self.mlp.forward(pre.forward(x))).cast(dtype)
+            }
+            _ => {
+                let x = x + attn.cast(dtype);
+                x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)).cast(dtype)
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use crate::decoder::{Decoder, DecoderInput};
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
-use crate::mask::AttentionMask;
+use crate::mask::{AttentionMask, SlidingCache};
 use crate::sampling::{Sampling, SplitMix64, argmax, sample};
 
 /// Runtime knobs of one generation call.
@@ -28,6 +28,23 @@ pub struct GenerationConfig {
     pub pad_token: u32,
     /// Keep every step's logits (parity and debugging; costs `steps × vocab` floats per row).
     pub keep_logits: bool,
+    /// Gemma 2 with a left-padded batch: reproduce transformers 4.47.1's HybridCache masking
+    /// (the default) or mask each row's pads correctly (see [`SlidingCache`]).
+    pub sliding_cache: SlidingCache,
+}
+
+impl Default for GenerationConfig {
+    /// Greedy, 20 new tokens (transformers' default length), no stop token, pad id 0.
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 20,
+            sampling: None,
+            eos_token: None,
+            pad_token: 0,
+            keep_logits: false,
+            sliding_cache: SlidingCache::default(),
+        }
+    }
 }
 
 /// What generation produced.
@@ -65,7 +82,7 @@ pub struct Generator<'m, B: Backend> {
 impl<'m, B: Backend> Generator<'m, B> {
     /// A generator over a loaded decoder, positions starting at 0 (Gemma).
     pub fn new(decoder: &'m Decoder<B>) -> Self {
-        Self { decoder, caches: (0..decoder.layers.len()).map(|_| KvCache::new()).collect(), position_offset: 0 }
+        Self { decoder, caches: decoder.new_caches(), position_offset: 0 }
     }
 
     /// Shifts every position id by `offset` (PaliGemma counts from 1).
@@ -101,13 +118,13 @@ impl<'m, B: Backend> Generator<'m, B> {
                 attention_mask.len()
             )));
         }
-        let total = seq.checked_add(config.max_new_tokens).unwrap_or(usize::MAX);
+        let total = seq.saturating_add(config.max_new_tokens);
         self.decoder.check_length(total, &format!("{seq} prompt positions + {} new tokens", config.max_new_tokens))?;
         let mut key_mask = attention_mask.to_vec();
         let positions = generation_positions(attention_mask, batch, self.position_offset);
         // Each row continues from its last prompt position (left padding: all rows end together).
         let mut last_position: Vec<i64> = (0..batch).map(|b| positions[b * seq + seq - 1]).collect();
-        let mut bias = AttentionMask::prefix(&key_mask, batch).to_bias(&device);
+        let mut mask = AttentionMask::prefix(&key_mask, batch);
         let mut embeds_in = embeds;
         let mut input_positions = positions;
         let mut rng = config.sampling.as_ref().map(|s| SplitMix64(s.seed));
@@ -121,9 +138,10 @@ impl<'m, B: Backend> Generator<'m, B> {
                 .forward(DecoderInput {
                     embeds: embeds_in,
                     positions: &input_positions,
-                    bias: Some(bias),
+                    mask: Some(&mask),
                     caches: Some(&mut self.caches),
                     keep_hidden_states: false,
+                    sliding_cache: config.sliding_cache,
                 })
                 .hidden;
             let [_, _, d] = hidden.dims();
@@ -165,7 +183,7 @@ impl<'m, B: Backend> Generator<'m, B> {
             key_mask = widened;
             last_position.iter_mut().for_each(|p| *p += 1);
             input_positions = last_position.clone();
-            bias = AttentionMask::causal_decode(&key_mask, batch, past, 1).to_bias(&device);
+            mask = AttentionMask::causal_decode(&key_mask, batch, past, 1);
             let ids = Tensor::<B, 2, Int>::from_data(
                 TensorData::new(next.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [batch, 1]),
                 &device,

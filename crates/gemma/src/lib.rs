@@ -23,7 +23,7 @@ pub use decoder_layer::DecoderLayer;
 pub use error::{Error, Result};
 pub use generation::{GenerationConfig, GenerationOutput, Generator, generation_positions};
 pub use kv_cache::KvCache;
-pub use mask::AttentionMask;
+pub use mask::{AttentionMask, SlidingCache};
 pub use rms_norm::RmsNorm;
 pub use rope::{Rope, RopeTables};
 pub use sampling::Sampling;

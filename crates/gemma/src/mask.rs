@@ -62,6 +62,34 @@ impl AttentionMask {
         })
     }
 
+    /// The mask of a sliding-window layer (Gemma 2, fixtures README §7.2) over the same keys:
+    /// `self` AND `key > query − window`, in absolute indices of the possibly padded row, where
+    /// the queries are the last `queries` of the `keys` positions. Only the left side is
+    /// limited: PaliGemma's bidirectional prefix stays visible to the right.
+    pub fn sliding(&self, window: usize) -> Self {
+        let keys: Vec<usize> = (0..self.keys).collect();
+        self.sliding_over(window, &keys, SlidingCache::PaddingCorrect)
+    }
+
+    /// The sliding-window mask over the keys a windowed [`crate::KvCache`] returns: key `i` holds
+    /// absolute index `positions[i]` (any order, a contiguous range). `self` is the global mask
+    /// of the same call, over all `keys` absolute indices. With
+    /// [`SlidingCache::Transformers4471`] key `i` reads the global mask's column
+    /// `positions[i] − min(positions)` instead of `positions[i]` — the slot index of
+    /// transformers 4.47.1's HybridCache (see [`SlidingCache`]).
+    pub(crate) fn sliding_over(&self, window: usize, positions: &[usize], columns: SlidingCache) -> Self {
+        let past = self.keys - self.queries;
+        let first = positions.iter().copied().min().unwrap_or(0);
+        Self::build(self.batch, self.queries, positions.len(), |b, q, i| {
+            let key = positions[i];
+            let column = match columns {
+                SlidingCache::PaddingCorrect => key,
+                SlidingCache::Transformers4471 => key - first,
+            };
+            key + window > past + q && self.allowed[(b * self.queries + q) * self.keys + column]
+        })
+    }
+
     /// Additive bias `[batch, 1, queries, keys]`: 0 where allowed, `f32::MIN` where masked.
     pub fn to_bias<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
         let values: Vec<f32> = self.allowed.iter().map(|&a| if a { 0.0 } else { f32::MIN }).collect();
@@ -69,6 +97,22 @@ impl AttentionMask {
         // f32 whatever the compute precision (robovlm_ops::attention).
         Tensor::from_data(TensorData::new(values, [self.batch, 1, self.queries, self.keys]), (device, DType::F32))
     }
+}
+
+/// How the sliding layers' cache is masked during cached decoding of a left-padded batch.
+///
+/// transformers 4.47.1's `HybridCache` (Gemma 2's default) keeps a ring of `sliding_window`
+/// slots but masks slot `j` with column `j` of the padding mask — the absolute index `j`, not
+/// the index the slot holds. A row with `P` left pads therefore drops its `P` *oldest* window
+/// entries instead of its pads (fixtures README §7.3), so it does not generate what the same
+/// prompt generates alone. Unpadded prompts are unaffected either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SlidingCache {
+    /// Reproduce transformers 4.47.1 (the default: what a policy or user of that stack got).
+    #[default]
+    Transformers4471,
+    /// Mask each cached key by its own padding entry: every row generates what it would alone.
+    PaddingCorrect,
 }
 
 #[cfg(test)]
@@ -89,6 +133,28 @@ mod tests {
     fn decode_is_causal_over_the_cache() {
         let m = AttentionMask::causal_decode(&[0, 1, 1, 1, 1], 1, 3, 2);
         assert_eq!(rows(&m), [".111.", ".1111"]);
+    }
+
+    #[test]
+    fn sliding_limits_only_the_left_side() {
+        // Bidirectional prefix of 4 tokens, window 2: query q sees keys q-1.. to the right.
+        let m = AttentionMask::prefix(&[1, 1, 1, 1], 1).sliding(2);
+        assert_eq!(rows(&m), ["1111", "1111", ".111", "..11"]);
+        // Decode step: 2 new queries after 3 cached keys; pad key 0.
+        let m = AttentionMask::causal_decode(&[0, 1, 1, 1, 1], 1, 3, 2).sliding(3);
+        assert_eq!(rows(&m), [".111.", "..111"]);
+    }
+
+    #[test]
+    fn hybrid_cache_quirk_reads_slot_columns() {
+        // 6 keys seen, a ring of 3 holding absolute 3, 4, 5 in slots [3 → 0, 4 → 1, 5 → 2]
+        // stored as [5, 3, 4] (ring order); one pad at absolute 0.
+        let global = AttentionMask::causal_decode(&[0, 1, 1, 1, 1, 1], 1, 5, 1);
+        let correct = global.sliding_over(3, &[5, 3, 4], SlidingCache::PaddingCorrect);
+        assert_eq!(rows(&correct), ["111"]);
+        // 4.47.1: slot of absolute 3 is column 0 (the pad) → masked.
+        let quirk = global.sliding_over(3, &[5, 3, 4], SlidingCache::Transformers4471);
+        assert_eq!(rows(&quirk), ["1.1"]);
     }
 
     #[test]

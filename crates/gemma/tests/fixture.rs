@@ -1,8 +1,10 @@
-//! The decoder alone against transformers: `paligemma_tiny`'s recorded input embeddings in, its
-//! recorded hidden states, logits and greedy generation out (fixtures README §3.6-3.7).
+//! The decoder alone against transformers: `paligemma_tiny`'s (Gemma 1) and `paligemma2_tiny`'s
+//! (Gemma 2: soft-caps, sliding window, four norms, HybridCache generation) recorded input
+//! embeddings in, their recorded hidden states, logits and greedy generation out (fixtures
+//! README §3.6-3.7, §7).
 
 use burn::prelude::*;
-use gemma::{AttentionMask, DecoderInput, GemmaConfig, GenerationConfig, Generator};
+use gemma::{AttentionMask, DecoderInput, GemmaConfig, GenerationConfig, Generator, SlidingCache};
 use robovlm_test_utils::{TestBackend, assert_close, fixtures_dir, reference};
 use robovlm_weights::Checkpoint;
 
@@ -12,14 +14,22 @@ fn host<const D: usize>(t: Tensor<TestBackend, D>) -> Vec<f32> {
 
 #[test]
 fn reproduces_paligemma_tiny_text_outputs_and_generation() {
-    let case = "paligemma_tiny";
+    check("paligemma_tiny", &["p0", "p1"], &["p0", "p1"]);
+}
+
+#[test]
+fn reproduces_paligemma2_tiny_text_outputs_and_generation() {
+    check("paligemma2_tiny", &["p0", "p1", "p2"], &["p0", "p1"]);
+}
+
+fn check(case: &str, prompts: &[&str], generated: &[&str]) {
     let dir = fixtures_dir().join(case).join("model");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let device = Default::default();
     let mut decoder = GemmaConfig::from_hf_value(&config["text_config"]).unwrap().init::<TestBackend>(&device);
     decoder.load_weights(&Checkpoint::discover(&dir).unwrap(), &[("language_model.model.", "")]).unwrap();
-    for p in ["p0", "p1"] {
+    for p in prompts {
         let (shape, embeds) = reference(case, &format!("{p}.inputs_embeds"));
         let [batch, seq, hidden]: [usize; 3] = shape.try_into().unwrap();
         let embeds = Tensor::<TestBackend, 3>::from_data(TensorData::new(embeds, [batch, seq, hidden]), &device);
@@ -29,9 +39,10 @@ fn reproduces_paligemma_tiny_text_outputs_and_generation() {
         let out = decoder.forward(DecoderInput {
             embeds: embeds.clone(),
             positions: &positions,
-            bias: Some(AttentionMask::prefix(&mask, 1).to_bias(&device)),
+            mask: Some(&AttentionMask::prefix(&mask, 1)),
             caches: None,
             keep_hidden_states: true,
+            sliding_cache: SlidingCache::default(),
         });
         let states: Vec<f32> = out.hidden_states.into_iter().flat_map(host).collect();
         assert_close(
@@ -42,6 +53,9 @@ fn reproduces_paligemma_tiny_text_outputs_and_generation() {
         let logits = host(decoder.logits(out.hidden));
         assert_close(&format!("{p}.logits"), &logits, &reference(case, &format!("{p}.logits")).1);
 
+        if !generated.contains(p) {
+            continue;
+        }
         let (_, want) = reference(case, &format!("{p}.gen_new_ids"));
         let config = GenerationConfig {
             max_new_tokens: want.len(),
@@ -49,6 +63,7 @@ fn reproduces_paligemma_tiny_text_outputs_and_generation() {
             eos_token: Some(1),
             pad_token: 0,
             keep_logits: true,
+            ..Default::default()
         };
         let g = Generator::new(&decoder).with_position_offset(1).generate(embeds, &mask, &config).unwrap();
         let got: Vec<f32> = g.new_ids[0].iter().map(|&i| i as f32).collect();

@@ -5,6 +5,6 @@ mod attention;
 mod gelu;
 mod norm;
 
-pub use attention::attention;
+pub use attention::{attention, attention_with};
 pub use gelu::gelu_tanh;
 pub use norm::layer_norm;

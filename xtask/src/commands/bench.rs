@@ -14,6 +14,9 @@ use crate::cargo::{build_robovlm_profile, tool, workspace_root};
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Random-weight shapes of both sides: `paligemma-3b-224` or `paligemma2-3b-224`.
+    #[arg(long, default_value = "paligemma-3b-224", value_parser = ["paligemma-3b-224", "paligemma2-3b-224"])]
+    preset: String,
     /// Vision layers (full width; default 4 — the full 27 takes long on small machines).
     #[arg(long, default_value_t = 4)]
     vision_layers: usize,
@@ -81,7 +84,7 @@ pub fn run(args: Args) -> Result<bool> {
     let source: Vec<String> = match &args.model {
         Some(dir) => vec!["--model".into(), dir.display().to_string()],
         None => {
-            let mut v = vec!["--preset".to_owned(), "paligemma-3b-224".to_owned()];
+            let mut v = vec!["--preset".to_owned(), args.preset.clone()];
             for (flag, n) in layers {
                 v.extend([flag.to_owned(), n.to_string()]);
             }

@@ -23,6 +23,10 @@ pub enum Preset {
     /// 2048 wide, 8 heads, 1 KV head, head_dim 256, vocabulary 257216).
     #[value(name = "paligemma-3b-224")]
     Paligemma3b224,
+    /// PaliGemma 2: the same SigLIP + Gemma-2-2B (26 layers, 2304 wide, 8 heads, 4 KV heads,
+    /// head_dim 256, intermediate 9216, sliding window 4096 on even layers, soft-caps 50/30).
+    #[value(name = "paligemma2-3b-224")]
+    Paligemma2_3b224,
 }
 
 /// Arguments of `robovlm bench`.
@@ -43,7 +47,7 @@ pub struct BenchArgs {
     /// Vision layers to build (--preset; default: the preset's 27).
     #[arg(long, value_name = "N")]
     vision_layers: Option<usize>,
-    /// Gemma layers to build (--preset; default: the preset's 18).
+    /// Gemma layers to build (--preset; default: the preset's 18, or 26 for PaliGemma 2).
     #[arg(long, value_name = "M")]
     text_layers: Option<usize>,
     /// Text tokens after the 256 image tokens (prompt and instruction).
@@ -102,12 +106,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.instruction_tokens < 2 {
         bail!("--instruction-tokens must be at least 2 (the instruction holds <eos> … \\n)");
     }
-    if args.iters > 0 && args.decode_tokens + args.instruction_tokens + 257 > 8192 {
+    if args.iters > 0 && args.decode_tokens.saturating_add(args.instruction_tokens).saturating_add(257) > 8192 {
         bail!("--instruction-tokens + --decode-tokens exceed Gemma's 8192 positions");
     }
     let source = match (&args.preset, &args.model) {
-        (Some(Preset::Paligemma3b224), None) => {
-            let spec = BenchSpec::paligemma_3b_224(args.vision_layers, args.text_layers);
+        (Some(preset), None) => {
+            let spec = match preset {
+                Preset::Paligemma3b224 => BenchSpec::paligemma_3b_224(args.vision_layers, args.text_layers),
+                Preset::Paligemma2_3b224 => BenchSpec::paligemma2_3b_224(args.vision_layers, args.text_layers),
+            };
             if spec.vision.num_hidden_layers == 0 || spec.text.num_hidden_layers == 0 {
                 bail!("--vision-layers and --text-layers must be at least 1");
             }

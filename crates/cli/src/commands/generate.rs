@@ -70,6 +70,7 @@ fn generate(args: &GenerateArgs, dir: &Path) -> Result<(Vec<u32>, Vec<u32>, Stri
         eos_token: Some(special.eos),
         pad_token: special.pad,
         keep_logits: false,
+        ..Default::default()
     };
     let generated = on_backend!(args.device, |B, device| {
         let model = PaliGemma::<B>::load(dir, &config, device)?;

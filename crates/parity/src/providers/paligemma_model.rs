@@ -3,16 +3,19 @@
 //! - per prompt `p<N>`: `vision_embeddings`, `vision_layer_outputs` (stacked
 //!   `[layers, batch, tokens, hidden]`), `vision_last_hidden_state`, `projector_output`,
 //!   `image_features_scaled` (÷ sqrt(text hidden), transformers' divisor), `inputs_embeds`,
-//!   `position_ids`, `attn_allowed`, `text_hidden_states`, `text_last_layer_prenorm`, `logits`;
+//!   `position_ids`, `attn_allowed` (+ `attn_allowed_sliding`, Gemma 2's sliding layers),
+//!   `text_hidden_states`, `text_last_layer_prenorm`, `logits`;
 //! - greedy generation with the KV cache: `p<N>.gen_new_ids`, `p<N>.gen_step_logits`,
-//!   `batch.gen_new_ids`, `batch.gen_step_logits` (`max_new_tokens` from `inputs/case.json`);
-//! - `batch.prefill_position_ids`, `batch.prefill_attn_allowed` (left-padded batch);
-//! - `train.attn_allowed`, `train.attn_allowed_no_tt`, `train.logits`, `train.loss`.
+//!   `batch.gen_new_ids`, `batch.gen_step_logits` (`max_new_tokens` from `inputs/case.json`;
+//!   Gemma 2: transformers 4.47.1's HybridCache masking), and `batch.gen_new_ids_padding_correct`
+//!   (Gemma 2 with [`SlidingCache::PaddingCorrect`]: each row as if generated alone);
+//! - `batch.prefill_position_ids`, `batch.prefill_attn_allowed[_sliding]` (left-padded batch);
+//! - `train.attn_allowed[_sliding]`, `train.attn_allowed_no_tt`, `train.logits`, `train.loss`.
 
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use robovlm_core::gemma::{AttentionMask, GenerationConfig, GenerationOutput};
+use robovlm_core::gemma::{AttentionMask, GenerationConfig, GenerationOutput, SlidingCache};
 use robovlm_core::paligemma::{
     ImageFeatures, PaliGemma, PaliGemmaConfig, PaliGemmaProcessor, PromptBatch, paligemma_loss, position_ids,
 };
@@ -21,7 +24,7 @@ use serde_json::Value;
 use super::{Produced, Request};
 use crate::tensor::HostTensor;
 
-const PROMPT_LEAVES: [&str; 13] = [
+const PROMPT_LEAVES: [&str; 14] = [
     "gen_new_ids",
     "gen_step_logits",
     "vision_embeddings",
@@ -32,13 +35,21 @@ const PROMPT_LEAVES: [&str; 13] = [
     "inputs_embeds",
     "position_ids",
     "attn_allowed",
+    "attn_allowed_sliding",
     "text_hidden_states",
     "text_last_layer_prenorm",
     "logits",
 ];
-const BATCH: [&str; 4] =
-    ["batch.prefill_position_ids", "batch.prefill_attn_allowed", "batch.gen_new_ids", "batch.gen_step_logits"];
-const TRAIN: [&str; 4] = ["train.attn_allowed", "train.attn_allowed_no_tt", "train.logits", "train.loss"];
+const BATCH: [&str; 6] = [
+    "batch.prefill_position_ids",
+    "batch.prefill_attn_allowed",
+    "batch.prefill_attn_allowed_sliding",
+    "batch.gen_new_ids",
+    "batch.gen_step_logits",
+    "batch.gen_new_ids_padding_correct",
+];
+const TRAIN: [&str; 5] =
+    ["train.attn_allowed", "train.attn_allowed_sliding", "train.attn_allowed_no_tt", "train.logits", "train.loss"];
 
 type Outputs = Result<BTreeMap<String, HostTensor>, String>;
 
@@ -108,6 +119,14 @@ fn mask_tensor(m: &AttentionMask) -> HostTensor {
     HostTensor::i64(vec![m.batch, m.queries, m.keys], m.allowed.iter().map(|&a| i64::from(a)).collect())
 }
 
+/// `attn_allowed` and, for a decoder with sliding-window layers, `attn_allowed_sliding`.
+fn insert_masks<B: Backend>(m: &Loaded<B>, map: &mut BTreeMap<String, HostTensor>, mask: &AttentionMask) {
+    map.insert("attn_allowed".into(), mask_tensor(mask));
+    if let Some(window) = m.model.language.sliding_window() {
+        map.insert("attn_allowed_sliding".into(), mask_tensor(&mask.sliding(window)));
+    }
+}
+
 fn text(v: &Value, key: &str) -> Result<String, String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("missing string `{key}`"))
 }
@@ -145,7 +164,7 @@ fn prompt<B: Backend>(req: &Request<'_>, m: &Loaded<B>, key: &str, device: &B::D
     if req.wanted.iter().any(|n| n.starts_with(&format!("{key}.gen_"))) {
         let reference_steps =
             req.case.references.iter().find(|(n, _)| *n == format!("{key}.gen_new_ids")).map(|(_, t)| t.shape[0]);
-        let g = generate(req, m, processor, &ids, feats, reference_steps, device)?;
+        let g = generate(req, m, processor, &ids, feats, reference_steps, SlidingCache::default(), device)?;
         out.insert("gen_new_ids".into(), HostTensor::ints(vec![g.new_ids[0].len()], &g.new_ids[0]));
         out.insert("gen_step_logits".into(), step_logits(&g));
     }
@@ -153,6 +172,7 @@ fn prompt<B: Backend>(req: &Request<'_>, m: &Loaded<B>, key: &str, device: &B::D
 }
 
 /// `max_new_tokens` from `inputs/case.json → generation`, else the reference's step count.
+#[allow(clippy::too_many_arguments)]
 fn generate<B: Backend>(
     req: &Request<'_>,
     m: &Loaded<B>,
@@ -160,6 +180,7 @@ fn generate<B: Backend>(
     ids: &PromptBatch,
     feats: Tensor<B, 3>,
     reference_steps: Option<usize>,
+    sliding_cache: SlidingCache,
     device: &B::Device,
 ) -> Result<GenerationOutput, String> {
     let from_case = req
@@ -177,6 +198,7 @@ fn generate<B: Backend>(
         eos_token: Some(special.eos),
         pad_token: special.pad,
         keep_logits: true,
+        sliding_cache,
     };
     m.model.generate(ids, processor.image_token_id(), Some(feats), &config, device).map_err(|e| e.to_string())
 }
@@ -207,7 +229,7 @@ fn text_forward<B: Backend>(
     let mut map = BTreeMap::new();
     map.insert("inputs_embeds".into(), HostTensor::from_tensor(embeds)?);
     map.insert("position_ids".into(), HostTensor::i64(vec![batch, seq], positions));
-    map.insert("attn_allowed".into(), mask_tensor(&mask));
+    insert_masks(m, &mut map, &mask);
     map.insert("text_hidden_states".into(), HostTensor::from_tensor(Tensor::stack::<4>(out.hidden_states, 0))?);
     if let Some(pre) = out.last_layer_prenorm {
         map.insert("text_last_layer_prenorm".into(), HostTensor::from_tensor(pre)?);
@@ -228,17 +250,29 @@ fn batch<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Ou
         let (feats, _) = features(req, m, processor, &images, device)?;
         let reference_steps =
             req.case.references.iter().find(|(n, _)| n == "batch.gen_new_ids").map(|(_, t)| t.shape[1]);
-        let g = generate(req, m, processor, &ids, feats, reference_steps, device)?;
-        let steps = g.new_ids.first().map_or(0, Vec::len);
-        let flat: Vec<u32> = g.new_ids.iter().flatten().copied().collect();
-        out.insert("gen_new_ids".into(), HostTensor::ints(vec![g.new_ids.len(), steps], &flat));
+        let ids_tensor = |g: &GenerationOutput| {
+            let steps = g.new_ids.first().map_or(0, Vec::len);
+            let flat: Vec<u32> = g.new_ids.iter().flatten().copied().collect();
+            HostTensor::ints(vec![g.new_ids.len(), steps], &flat)
+        };
+        let g = generate(req, m, processor, &ids, feats.clone(), reference_steps, SlidingCache::default(), device)?;
+        out.insert("gen_new_ids".into(), ids_tensor(&g));
         out.insert("gen_step_logits".into(), step_logits(&g));
+        if req.wanted.iter().any(|n| n == "batch.gen_new_ids_padding_correct") {
+            let correct = SlidingCache::PaddingCorrect;
+            let g = generate(req, m, processor, &ids, feats, reference_steps, correct, device)?;
+            out.insert("gen_new_ids_padding_correct".into(), ids_tensor(&g));
+        }
     }
     out.insert(
         "prefill_position_ids".into(),
         HostTensor::i64(vec![ids.batch, ids.seq], position_ids(&ids.attention_mask, ids.batch, true)),
     );
-    out.insert("prefill_attn_allowed".into(), mask_tensor(&AttentionMask::prefix(&ids.attention_mask, ids.batch)));
+    let prefill = AttentionMask::prefix(&ids.attention_mask, ids.batch);
+    if let Some(window) = m.model.language.sliding_window() {
+        out.insert("prefill_attn_allowed_sliding".into(), mask_tensor(&prefill.sliding(window)));
+    }
+    out.insert("prefill_attn_allowed".into(), mask_tensor(&prefill));
     Ok(out)
 }
 
@@ -254,10 +288,7 @@ fn train<B: Backend>(req: &Request<'_>, m: &Loaded<B>, device: &B::Device) -> Ou
     let mut out = text_forward(m, processor, &ids, Some(feats), true, device)?;
     let tt = ids.token_type_ids.as_deref().unwrap_or_default();
     let mut result = BTreeMap::new();
-    result.insert(
-        "attn_allowed".into(),
-        mask_tensor(&AttentionMask::paligemma_training(&ids.attention_mask, tt, ids.batch)),
-    );
+    insert_masks(m, &mut result, &AttentionMask::paligemma_training(&ids.attention_mask, tt, ids.batch));
     result.insert("attn_allowed_no_tt".into(), mask_tensor(&AttentionMask::prefix(&ids.attention_mask, ids.batch)));
     let logits = out.remove("logits").ok_or("no logits")?;
     let vocab = *logits.shape.last().unwrap_or(&1);

@@ -223,9 +223,10 @@ impl<B: Backend> PaliGemma<B> {
         let decoder = self.language.forward(DecoderInput {
             embeds: inputs_embeds.clone(),
             positions: &positions,
-            bias: Some(mask.to_bias(device)),
+            mask: Some(&mask),
             caches: None,
             keep_hidden_states,
+            sliding_cache: Default::default(),
         });
         let logits = self.language.logits(decoder.hidden.clone());
         Ok(PaliGemmaOutput { inputs_embeds, positions, mask, decoder, logits })

@@ -208,9 +208,10 @@ pub fn forward_vlm_ids<B: Backend>(
     let out = backbone.language.forward(DecoderInput {
         embeds: inputs_embeds.clone(),
         positions: &positions,
-        bias: Some(allowed.to_bias(device)),
+        mask: Some(&allowed),
         caches: None,
         keep_hidden_states: false,
+        sliding_cache: Default::default(),
     });
     let action_hidden = out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]);
     VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden: out.hidden, action_hidden }

@@ -92,6 +92,7 @@ impl<B: Backend> DiscretePolicy<B> {
             eos_token: None,
             pad_token: special.pad,
             keep_logits: true,
+            ..Default::default()
         };
         let out = self.backbone.model.generator().generate(embeds.clone(), &vec![1; seq], &config)?;
         let generated_ids = out.new_ids.into_iter().next().unwrap_or_default();
@@ -213,7 +214,6 @@ impl<B: Backend> DiscretePolicy<B> {
 
     /// Training forward: `pixels` `[batch, window, 3, H, W]`.
     pub fn forward_training(&self, pixels: Tensor<B, 5>, batch: &DiscreteBatch) -> Result<DiscreteTraining<B>> {
-        let device = self.backbone.device();
         let [bs, t, c, h, w] = pixels.dims();
         if bs != batch.batch || t != batch.window {
             return Err(Error::Input(format!(
@@ -238,9 +238,10 @@ impl<B: Backend> DiscretePolicy<B> {
         let out = language.forward(gemma::DecoderInput {
             embeds: inputs_embeds.clone(),
             positions: &positions,
-            bias: Some(allowed.to_bias(device)),
+            mask: Some(&allowed),
             caches: None,
             keep_hidden_states: false,
+            sliding_cache: Default::default(),
         });
         let logits = language.logits(out.hidden);
         Ok(DiscreteTraining { inputs_embeds, attention_mask: mask, allowed, merged_labels: merged, logits })

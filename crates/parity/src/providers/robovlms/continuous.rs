@@ -1,6 +1,7 @@
 //! Continuous RoboVLMs policies (LSTM / FC / GPT heads):
 //! - `rollout.e<E>.t<T>.*`: each episode replayed from `reset()`, one `step()` per frame —
-//!   `inputs_embeds`, `attention_mask_2d`, `attn_allowed`, `last_hidden`, `action_hidden`,
+//!   `inputs_embeds`, `attention_mask_2d`, `attn_allowed` (+ `attn_allowed_sliding` on a
+//!   PaliGemma 2 backbone), `last_hidden`, `action_hidden`,
 //!   `head_actions`, `head_gripper_logits` and the post-processing `action_chunk_binarized`,
 //!   `action_first`, `action_unnormalized`, `action_emitted`;
 //! - `batch.*`: the window batch forward and its losses against the recorded labels.
@@ -15,10 +16,11 @@ use serde_json::Value;
 use super::{Produced, Request, batch_pixels, batch_spec, open_frame, reference, strings, tensor};
 use crate::tensor::HostTensor;
 
-pub(super) const STEP_LEAVES: [&str; 11] = [
+pub(super) const STEP_LEAVES: [&str; 12] = [
     "inputs_embeds",
     "attention_mask_2d",
     "attn_allowed",
+    "attn_allowed_sliding",
     "last_hidden",
     "action_hidden",
     "head_actions",
@@ -28,10 +30,11 @@ pub(super) const STEP_LEAVES: [&str; 11] = [
     "action_unnormalized",
     "action_emitted",
 ];
-pub(super) const BATCH_HEAD: [&str; 7] = [
+pub(super) const BATCH_HEAD: [&str; 8] = [
     "batch.inputs_embeds",
     "batch.attention_mask_2d",
     "batch.attn_allowed",
+    "batch.attn_allowed_sliding",
     "batch.last_hidden",
     "batch.action_hidden",
     "batch.head_actions",
@@ -45,8 +48,10 @@ pub(super) const CONT_LOSSES: [&str; 6] = [
     "batch.nomask.loss_arm",
     "batch.nomask.loss_gripper",
 ];
+/// `window`: the backbone's sliding window (Gemma 2), for `attn_allowed_sliding`.
 fn vlm_tensors<B: Backend>(
     v: &VlmForward<B>,
+    window: Option<usize>,
     rows: usize,
     out: &mut BTreeMap<String, HostTensor>,
     prefix: &str,
@@ -57,6 +62,10 @@ fn vlm_tensors<B: Backend>(
     out.insert(format!("{prefix}.attention_mask_2d"), HostTensor::ints(vec![rows, seq], &v.attention_mask));
     let allowed = v.allowed.allowed.iter().map(|&a| i64::from(a)).collect();
     out.insert(format!("{prefix}.attn_allowed"), HostTensor::i64(vec![rows, seq, seq], allowed));
+    if let Some(w) = window {
+        let sliding = v.allowed.sliding(w).allowed.iter().map(|&a| i64::from(a)).collect();
+        out.insert(format!("{prefix}.attn_allowed_sliding"), HostTensor::i64(vec![rows, seq, seq], sliding));
+    }
     out.insert(format!("{prefix}.last_hidden"), HostTensor::from_tensor(v.last_hidden.clone())?);
     let action = HostTensor::from_tensor(v.action_hidden.clone())?;
     out.insert(format!("{prefix}.action_hidden"), HostTensor { shape: action_shape, values: action.values });
@@ -118,6 +127,7 @@ fn rollout<B: Backend>(
     let instruction = episode.get("instruction").and_then(Value::as_str).ok_or("episode without instruction")?;
     let frames = strings(episode.get("frames")).ok_or("episode without frames")?;
     policy.reset();
+    let window = policy.backbone().model.language.sliding_window();
     let mut out = BTreeMap::new();
     for (t, rel) in frames.iter().enumerate() {
         let prefix = format!("rollout.e{e}.t{t}");
@@ -127,7 +137,7 @@ fn rollout<B: Backend>(
             return Err("not a continuous policy".into());
         };
         let d = step.vlm.action_hidden.dims()[2];
-        vlm_tensors(&step.vlm, 1, &mut out, &prefix, vec![1, 1, 1, d])?;
+        vlm_tensors(&step.vlm, window, 1, &mut out, &prefix, vec![1, 1, 1, d])?;
         let p = &step.action;
         let (chunk, width) = (p.chunk_binarized.len(), p.first.len());
         out.insert(
@@ -158,7 +168,8 @@ fn batch<B: Backend>(
     };
     let d = vlm.action_hidden.dims()[2];
     let mut out = BTreeMap::new();
-    vlm_tensors(&vlm, b * t, &mut out, "batch", vec![b, t, 1, d])?;
+    let window = policy.backbone().model.language.sliding_window();
+    vlm_tensors(&vlm, window, b * t, &mut out, "batch", vec![b, t, 1, d])?;
     out.insert("batch.head_actions".into(), HostTensor::from_tensor(head.arm.clone())?);
     out.insert("batch.head_gripper_logits".into(), HostTensor::from_tensor(head.gripper.clone())?);
     let labels = tensor::<B, 4>(reference(req, "batch.action_chunck")?, device)?;
