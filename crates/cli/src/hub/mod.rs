@@ -1,6 +1,6 @@
 //! Resolving `--model`: a local directory, or a Hugging Face repo id (`org/name`, optionally
-//! `org/name@revision`) fetched with the `hf-hub` crate into the standard HF cache, so a model
-//! downloaded by Python's `huggingface_hub` is reused and vice versa.
+//! `org/name@revision`) fetched by our validating downloader ([`download`]) into the standard HF
+//! cache, so a model downloaded by Python's `huggingface_hub` is reused and vice versa.
 //!
 //! Environment, as `huggingface_hub` reads it:
 //! - `HF_HUB_CACHE` (else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`): the cache directory;
