@@ -7,7 +7,7 @@
 //! `hidden_size` (2048 when absent), the whole sequence bidirectional with pad keys masked,
 //! positions `1..=L`, and the action hidden state taken after the final norm.
 
-use action_heads::{ActionHead, HeadOutput, HeadState};
+use action_heads::{ActionHead, HeadOutput};
 use burn::prelude::*;
 use gemma::{AttentionMask, DecoderInput};
 use robovlm_pixels::RgbImage;
@@ -16,6 +16,7 @@ use robovlm_weights::LoadErrorKind;
 use super::backbone::Backbone;
 use super::checkpoint::PolicyCheckpoint;
 use super::config::RoboVlmsConfig;
+use super::episode::Episode;
 use super::postprocess::{ProcessedAction, postprocess};
 use super::prompt::instruction_batch;
 use super::sequence::{splice, splice_row};
@@ -52,16 +53,15 @@ pub struct PolicyStep<B: Backend> {
     pub action: ProcessedAction,
 }
 
-/// A loaded continuous policy with its per-episode head state.
+/// A loaded continuous policy, with one built-in episode for [`ContinuousPolicy::step`];
+/// [`ContinuousPolicy::step_in`] runs any number of caller-owned episodes on the same weights.
 #[derive(Debug)]
 pub struct ContinuousPolicy<B: Backend> {
     backbone: Backbone<B>,
     action_token: Tensor<B, 1>,
     head: ActionHead<B>,
     config: RoboVlmsConfig,
-    state: HeadState<B>,
-    /// Steps taken since the last reset (for error messages).
-    steps: usize,
+    episode: Episode<B>,
 }
 
 impl<B: Backend> ContinuousPolicy<B> {
@@ -93,8 +93,7 @@ impl<B: Backend> ContinuousPolicy<B> {
             action_token: Tensor::from_data(TensorData::new(token, [hidden]), device),
             head,
             config,
-            state: HeadState::new(),
-            steps: 0,
+            episode: Episode::new(),
         })
     }
 
@@ -110,8 +109,7 @@ impl<B: Backend> ContinuousPolicy<B> {
 
     /// Starts a new episode (clears the head's history).
     pub fn reset(&mut self) {
-        self.state.reset();
-        self.steps = 0;
+        self.episode.reset();
     }
 
     /// The VLM pass: one row per frame, `instructions[row]` its text.
@@ -131,10 +129,19 @@ impl<B: Backend> ContinuousPolicy<B> {
         Ok(forward_vlm_ids(&self.backbone.model, &self.action_token, self.backbone.divisor, pixels, &text, device))
     }
 
-    /// One control step: frame + instruction → action, carrying the head's history.
+    /// One control step of the built-in episode: frame + instruction → action, carrying the
+    /// head's history.
     pub fn step(&mut self, frame: &RgbImage, instruction: &str) -> Result<PolicyStep<B>> {
+        let mut episode = std::mem::take(&mut self.episode);
+        let result = self.step_in(&mut episode, frame, instruction);
+        self.episode = episode;
+        result
+    }
+
+    /// One control step of a caller-owned `episode`.
+    pub fn step_in(&self, episode: &mut Episode<B>, frame: &RgbImage, instruction: &str) -> Result<PolicyStep<B>> {
         let vlm = self.forward_vlm(self.backbone.pixels(std::slice::from_ref(frame))?, &[instruction])?;
-        let head = self.head.step(vlm.action_hidden.clone(), &mut self.state);
+        let head = self.head.step(vlm.action_hidden.clone(), &mut episode.head);
         let chunk = head.arm.dims()[2];
         let to_vec = |t: Tensor<B, 4>| {
             t.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")))
@@ -143,12 +150,12 @@ impl<B: Backend> ContinuousPolicy<B> {
         let gripper_logits = to_vec(head.gripper.clone())?;
         let arm: Vec<Vec<f32>> = arm_flat.chunks(arm_flat.len() / chunk).map(<[f32]>::to_vec).collect();
         let action = postprocess(&arm, &gripper_logits, self.config.normalization.as_ref());
-        let step = self.steps;
-        self.steps += 1;
+        let step = episode.steps;
+        episode.steps += 1;
         // `postprocess` turns a NaN gripper logit into a valid-looking ±1, so the raw outputs
         // are checked as well as the emitted action.
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        if !(finite(&arm_flat) && finite(&gripper_logits) && finite(&action.emitted)) {
+        if !(finite(&arm_flat) && finite(&gripper_logits) && action.chunk_emitted.iter().all(|r| finite(r))) {
             return Err(Error::NonFiniteAction { step });
         }
         Ok(PolicyStep { vlm, head, arm, gripper_logits, action })

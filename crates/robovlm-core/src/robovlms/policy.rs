@@ -11,6 +11,7 @@ use super::checkpoint::{PolicyCheckpoint, PolicyFiles};
 use super::config::{HeadSpec, RoboVlmsConfig};
 use super::continuous::{ContinuousPolicy, PolicyStep, VlmForward};
 use super::discrete::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
+use super::episode::Episode;
 use crate::error::{Error, Result};
 
 /// A loaded RoboVLMs policy of either kind.
@@ -27,6 +28,9 @@ pub enum RoboPolicy<B: Backend> {
 pub struct RoboStep<B: Backend> {
     /// The action sent to the robot (`action_dim` values: arm un-normalised, gripper ±1).
     pub action: Vec<f32>,
+    /// The whole predicted chunk post-processed the same way, `[chunk][action_dim]` (row 0 =
+    /// `action`; a discrete policy predicts one action).
+    pub chunk: Vec<Vec<f32>>,
     /// The kind-specific intermediates (head outputs or generated action ids).
     pub detail: StepDetail<B>,
 }
@@ -107,17 +111,29 @@ impl<B: Backend> RoboPolicy<B> {
         }
     }
 
-    /// One control step: frame + instruction → the robot's action, carrying the episode's
-    /// history.
+    /// One control step: frame + instruction → the robot's action, carrying the built-in
+    /// episode's history (see [`RoboPolicy::step_in`] for caller-owned episodes).
     pub fn step(&mut self, frame: &RgbImage, instruction: &str) -> Result<RoboStep<B>> {
         Ok(match self {
-            Self::Continuous(p) => {
-                let s = p.step(frame, instruction)?;
-                RoboStep { action: s.action.emitted.clone(), detail: StepDetail::Continuous(Box::new(s)) }
-            }
+            Self::Continuous(p) => continuous_step(p.step(frame, instruction)?),
+            Self::Discrete(p) => discrete_step(p.infer(frame, instruction)?),
+        })
+    }
+
+    /// A fresh episode for [`RoboPolicy::step_in`].
+    pub fn new_episode(&self) -> Episode<B> {
+        Episode::new()
+    }
+
+    /// One control step of a caller-owned `episode`: many episodes (a server's sessions) can
+    /// run on one loaded policy, each with its own history.
+    pub fn step_in(&self, episode: &mut Episode<B>, frame: &RgbImage, instruction: &str) -> Result<RoboStep<B>> {
+        Ok(match self {
+            Self::Continuous(p) => continuous_step(p.step_in(episode, frame, instruction)?),
             Self::Discrete(p) => {
-                let s = p.infer(frame, instruction)?;
-                RoboStep { action: s.action.clone(), detail: StepDetail::Discrete(Box::new(s)) }
+                let s = discrete_step(p.infer(frame, instruction)?);
+                episode.steps += 1;
+                s
             }
         })
     }
@@ -162,4 +178,16 @@ impl<B: Backend> RoboPolicy<B> {
             }
         }
     }
+}
+
+fn continuous_step<B: Backend>(s: PolicyStep<B>) -> RoboStep<B> {
+    RoboStep {
+        action: s.action.emitted.clone(),
+        chunk: s.action.chunk_emitted.clone(),
+        detail: StepDetail::Continuous(Box::new(s)),
+    }
+}
+
+fn discrete_step<B: Backend>(s: DiscreteStep<B>) -> RoboStep<B> {
+    RoboStep { action: s.action.clone(), chunk: vec![s.action.clone()], detail: StepDetail::Discrete(Box::new(s)) }
 }

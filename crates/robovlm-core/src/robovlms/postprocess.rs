@@ -15,6 +15,9 @@ pub struct ProcessedAction {
     pub gripper_before_sign: f32,
     /// The action sent to the robot: arm unnormalised, gripper +1 (open) or −1.
     pub emitted: Vec<f32>,
+    /// Every chunk step post-processed the same way, `[chunk][action_dim]` (row 0 = `emitted`):
+    /// what a robot executing more than the first action of a chunk needs.
+    pub chunk_emitted: Vec<Vec<f32>>,
 }
 
 /// Post-processes one step's prediction: `arm` `[chunk][arm_dim]`, `gripper_logits` `[chunk]`,
@@ -35,8 +38,15 @@ pub fn postprocess(
         })
         .collect();
     let first = chunk_binarized.first().cloned().unwrap_or_default();
+    let (unnormalized, gripper_before_sign, emitted) = emit(&first, normalization);
+    let chunk_emitted = chunk_binarized.iter().map(|row| emit(row, normalization).2).collect();
+    ProcessedAction { chunk_binarized, first, unnormalized, gripper_before_sign, emitted, chunk_emitted }
+}
+
+/// One binarised row → (unnormalised, gripper before the sign, emitted).
+fn emit(row: &[f32], normalization: Option<&(Vec<f64>, Vec<f64>)>) -> (Vec<f32>, f32, Vec<f32>) {
     let unnormalized: Vec<f32> = match normalization {
-        Some((min, max)) => first
+        Some((min, max)) => row
             .iter()
             .enumerate()
             .map(|(i, &a)| {
@@ -44,7 +54,7 @@ pub fn postprocess(
                 0.5f32 * (a + 1.0) * ((hi - lo) as f32) + lo as f32
             })
             .collect(),
-        None => first.clone(),
+        None => row.to_vec(),
     };
     let g = *unnormalized.last().unwrap_or(&0.0);
     let gripper_before_sign = (g - 0.5) * 2.0;
@@ -52,7 +62,7 @@ pub fn postprocess(
     if let Some(last) = emitted.last_mut() {
         *last = if gripper_before_sign > 0.0 { 1.0 } else { -1.0 };
     }
-    ProcessedAction { chunk_binarized, first, unnormalized, gripper_before_sign, emitted }
+    (unnormalized, gripper_before_sign, emitted)
 }
 
 #[cfg(test)]
@@ -69,5 +79,9 @@ mod tests {
         assert!((closed.gripper_before_sign + 1.0).abs() < 1e-6);
         assert_eq!(closed.emitted[6], -1.0);
         assert!((closed.emitted[0] - 0.65).abs() < 1e-6);
+        // Every chunk row gets the same treatment; row 0 is the emitted action.
+        let two = postprocess(&[vec![0.0; 6], vec![1.0; 6]], &[2.0, -2.0], Some(&norm));
+        assert_eq!(two.chunk_emitted[0], two.emitted);
+        assert_eq!(two.chunk_emitted[1], closed.emitted);
     }
 }
