@@ -40,6 +40,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "preprocessor", text: true, seed: any, run: preprocessor },
     Target { name: "text", text: true, seed: any, run: text },
     Target { name: "image", text: false, seed: any, run: image },
+    Target { name: "observation", text: false, seed: any, run: observation },
 ];
 
 fn any(_: &str) -> bool {
@@ -142,4 +143,14 @@ fn image(input: &[u8], _: &Context<'_>) -> bool {
     // Limits scaled down so that 10,000 inputs stay quick; the rule is the default one.
     let limits = Limits { max_pixels: 1 << 22, max_file_bytes: 1 << 24 };
     RgbImage::decode_with_limits(input, &limits).is_ok_and(|img| img.resize_bicubic(56, 56).width() == 56)
+}
+
+/// A policy-server message: msgpack decoding and observation parsing (openpi's encoding).
+fn observation(bytes: &[u8], _: &Context<'_>) -> bool {
+    static OPTIONS: OnceLock<robovlm_serve::ServeOptions> = OnceLock::new();
+    let options = OPTIONS.get_or_init(|| robovlm_serve::ServeOptions {
+        image_keys: vec!["observation/image".into(), "observation/wrist_image".into()],
+        ..robovlm_serve::ServeOptions::default()
+    });
+    robovlm_serve::msgpack::decode(bytes).is_ok_and(|v| robovlm_serve::protocol::observation(&v, options).is_ok())
 }
