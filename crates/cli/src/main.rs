@@ -47,6 +47,23 @@ enum Command {
     Parity(commands::parity::ParityArgs),
     /// List the backends compiled into this binary and whether each has a usable device.
     Backends(commands::backends::BackendsArgs),
+    /// Serve a RoboVLMs policy to robots over openpi's WebSocket + msgpack protocol
+    /// (`openpi_client.WebsocketClientPolicy` works unchanged); one connection = one episode.
+    ///
+    /// On connect the client receives a metadata map (policy, action_dim, action_chunk,
+    /// window_size, image_keys, prompt_key, execution, backend, dtype, robovlm_version); then
+    /// every observation map — a uint8 [H, W, 3] image under --image-key and the instruction
+    /// under --prompt-key — is answered with: actions (float32 [chunk, 7], post-processed as
+    /// `robovlm act`: arm un-normalised, gripper ±1; row 0 is act's action), action (the one
+    /// to execute now, see --execute), arm and gripper_logits (raw head outputs), episode_step,
+    /// new_episode and server_timing (infer_ms, prev_total_ms). One connection is one episode:
+    /// its history lives on the server until the connection closes; "reset": true or a new
+    /// prompt starts a new episode. Errors arrive as a text frame with one line, then a close
+    /// code (1007 malformed, 1009 too large, 1011 inference error, 1013 busy, 1001 shutdown);
+    /// other sessions keep running. GET /healthz answers 200 on the same port. SIGINT/SIGTERM
+    /// answer the requests in flight, then close every session. Inference runs on one thread
+    /// through a bounded queue; requests of different sessions are not batched.
+    Serve(commands::serve::ServeArgs),
     /// Time image encode, a policy control step, prefill and decode at PaliGemma-3B width
     /// (random weights, depth reducible) or on a real model; `--json` for tools.
     Bench(commands::bench::BenchArgs),
@@ -57,6 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Act(args) => commands::act::run(args),
         Command::Dump(args) => commands::dump::run(args),
         Command::Process(args) => commands::process::run(args),

@@ -442,3 +442,80 @@ fn half_precision_generate_and_act() {
     let o = robovlm(&[&["generate", "--backend", "ndarray", "--dtype", "f16"][..], &args].concat());
     assert_clean_error(&o, "ndarray");
 }
+
+/// `robovlm serve` as a process: it says where it listens, answers `/healthz`, and SIGTERM
+/// stops it cleanly (exit 0). The protocol itself is tested in `crates/serve`.
+#[test]
+fn serve_listens_answers_health_checks_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_robovlm"))
+        .args(["serve", "--policy", "fixtures/robovlms_lstm", "--port", "0"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
+        if let Some(rest) = line.split("on ws://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success() && rest.contains("stopped"), "{status:?}: {rest}");
+}
+
+/// `act --execute`: replan prints chunk row 0 (the default action), open-loop:2 walks a chunk.
+#[test]
+fn act_execute_strategies() {
+    let frames: Vec<String> = (0..5).map(|t| format!("fixtures/robovlms_lstm/inputs/frame_e0_t{t}.png")).collect();
+    let run = |execute: Option<&str>| {
+        let mut args = vec!["act", "--json", "--policy", "fixtures/robovlms_lstm", "--instruction", "open the drawer"];
+        if let Some(e) = execute {
+            args.extend(["--execute", e]);
+        }
+        args.extend(frames.iter().map(String::as_str));
+        let o = robovlm(&args);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["steps"].as_array().unwrap().clone()
+    };
+    let plain = run(None);
+    let replan = run(Some("replan"));
+    for (p, r) in plain.iter().zip(&replan) {
+        assert_eq!(p["action"], r["action"]);
+        assert_eq!(p["action"], p["chunk"][0]);
+    }
+    let open = run(Some("open-loop:2"));
+    assert_eq!(open[0]["action"], plain[0]["chunk"][0]);
+    assert_eq!(open[1]["action"], plain[0]["chunk"][1]);
+    assert_eq!(open[2]["action"], plain[2]["chunk"][0]);
+    assert_eq!(open[3]["action"], plain[2]["chunk"][1]);
+    let ensemble = run(Some("ensemble:0.5"));
+    assert_eq!(ensemble[0]["action"], plain[0]["chunk"][0]);
+    assert_clean_error(
+        &robovlm(&[
+            "act",
+            "--policy",
+            "fixtures/robovlms_lstm",
+            "--instruction",
+            "x",
+            &frames[0],
+            "--execute",
+            "open-loop:0",
+        ]),
+        "open-loop",
+    );
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use robovlm_core::robovlms::{Execution, Executor};
 use robovlm_core::{PolicyFiles, RgbImage, RoboPolicy, StepDetail};
 
 use crate::backend::{DeviceArgs, on_backend};
@@ -33,8 +34,17 @@ pub struct ActArgs {
     backbone: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
-    /// Print {"steps":[{"step","action","arm","gripper_logits"}]} (discrete policies:
-    /// "action_ids" instead of "arm" and "gripper_logits").
+    /// Print what a robot would execute at each step instead of the policy's action: replan
+    /// (RoboVLMs' default: action 0 of each new chunk — the same as without the flag),
+    /// open-loop:N (the first N actions of a chunk in turn, then the current chunk), or
+    /// ensemble:M (ACT temporal ensembling of every chunk covering the step, weights
+    /// exp(-M·i) from the oldest; the gripper is the sign of the weighted mean). The policy
+    /// still sees every frame.
+    #[arg(long, value_name = "MODE", value_parser = crate::commands::serve::parse_execution)]
+    execute: Option<Execution>,
+    /// Print {"steps":[{"step","action","chunk","arm","gripper_logits"}]} (discrete policies:
+    /// "action_ids" instead of "arm" and "gripper_logits"); "chunk" is the whole predicted chunk
+    /// post-processed like "action".
     #[arg(long)]
     json: bool,
 }
@@ -60,20 +70,26 @@ fn episode(args: &ActArgs, frames: &[RgbImage]) -> Result<serde_json::Value> {
     let steps = on_backend!(args.device, |B, device| {
         let mut policy = RoboPolicy::<B>::load(&files, device)?;
         policy.reset();
+        let mut executor = args.execute.map(Executor::new);
         let mut steps = Vec::with_capacity(frames.len());
         for (i, frame) in frames.iter().enumerate() {
             let s = policy.step(frame, &args.instruction)?;
+            let action = executor.as_mut().map_or_else(|| s.action.clone(), |e| e.next(&s.chunk));
             steps.push(match &s.detail {
                 StepDetail::Continuous(c) => serde_json::json!({
                     "step": i,
-                    "action": s.action,
+                    "action": action,
+                    "chunk": s.chunk,
                     "arm": c.arm,
                     "gripper_logits": c.gripper_logits,
                 }),
                 // Discrete heads keep no history: each frame is predicted on its own.
-                StepDetail::Discrete(d) => {
-                    serde_json::json!({ "step": i, "action": s.action, "action_ids": d.generated_ids })
-                }
+                StepDetail::Discrete(d) => serde_json::json!({
+                    "step": i,
+                    "action": action,
+                    "chunk": s.chunk,
+                    "action_ids": d.generated_ids,
+                }),
             });
         }
         anyhow::Ok(steps)

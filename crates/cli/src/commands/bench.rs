@@ -38,12 +38,18 @@ pub enum Preset {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Build these shapes with random weights in process (no download). One of --preset / --model.
-    #[arg(long, value_enum, conflicts_with = "model", required_unless_present = "model")]
+    #[arg(long, value_enum, conflicts_with_all = ["model", "serve"], required_unless_present_any = ["model", "serve"])]
     preset: Option<Preset>,
     /// Load a real PaliGemma directory or Hub id instead (also times the load). With
     /// --iters 0 only the load is measured: load_ms and the peak RSS of loading.
-    #[arg(long, value_name = "DIR|HF_ID")]
+    #[arg(long, value_name = "DIR|HF_ID", conflicts_with = "serve")]
     model: Option<String>,
+    /// Measure serving instead: `robovlm serve`'s server with this policy directory in this
+    /// process, one loopback client sending a 224×224 camera frame per step. Reports the median
+    /// control step time on the server (infer_ms), the client's round trip and their difference,
+    /// the server overhead (msgpack, WebSocket, queue, image transfer) per step.
+    #[arg(long, value_name = "POLICY_DIR")]
+    serve: Option<PathBuf>,
     /// Vision layers to build (--preset; default: the preset's 27).
     #[arg(long, value_name = "N")]
     vision_layers: Option<usize>,
@@ -101,8 +107,84 @@ fn measure<B: Backend>(source: &Source, a: &BenchArgs, device: &B::Device) -> Re
     Ok(report)
 }
 
+/// Median of `v` (`v` non-empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// `--serve`: server overhead per step on loopback (see the flag's help).
+fn serve_overhead(dir: &std::path::Path, args: &BenchArgs) -> Result<ExitCode> {
+    use robovlm_serve::msgpack::Value;
+    use robovlm_serve::{Client, Loaded, ServeOptions, Server, ndarray};
+
+    if args.iters == 0 {
+        bail!("--serve needs --iters of at least 1");
+    }
+    let files = robovlm_core::PolicyFiles::in_dir(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (kind, dtype) = (args.device.kind(), args.device.dtype);
+    let (infer, round_trip) = on_backend!(args.device, |B, device| {
+        // Moved into the inference thread (`Clone`, not `Copy`, on GPU backends).
+        #[allow(clippy::clone_on_copy)]
+        let device = device.clone();
+        runtime.block_on(async move {
+            let options = ServeOptions { addr: "127.0.0.1:0".parse()?, ..ServeOptions::default() };
+            let server = Server::bind(options, move || {
+                let policy = robovlm_core::RoboPolicy::<B>::load(&files, &device).map_err(|e| e.to_string())?;
+                Ok(Loaded { policy, name: "bench".into(), backend: kind.to_string(), dtype: dtype.to_string() })
+            })
+            .await?;
+            let url = format!("ws://{}", server.local_addr());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(server.run(async {
+                stopped.await.ok();
+            }));
+            let mut client = Client::connect(&url, None).await?;
+            let pixels: Vec<u8> = (0..224 * 224 * 3).map(|i| (i % 251) as u8).collect();
+            let obs = Value::map([
+                ("observation/image", ndarray::u8_array(&[224, 224, 3], pixels)),
+                ("prompt", Value::Str("open the drawer".into())),
+            ]);
+            let (mut infer, mut round_trip) = (Vec::new(), Vec::new());
+            for i in 0..args.warmup.max(1) + args.iters {
+                let start = Instant::now();
+                let reply = client.infer(&obs).await?;
+                let rt = start.elapsed().as_secs_f64() * 1e3;
+                let ms = reply.get("server_timing").and_then(|t| t.get("infer_ms")).and_then(Value::as_f64);
+                if i >= args.warmup.max(1) {
+                    infer.push(ms.ok_or_else(|| anyhow::anyhow!("reply without server_timing.infer_ms"))?);
+                    round_trip.push(rt);
+                }
+            }
+            client.close().await;
+            stop.send(()).ok();
+            serving.await??;
+            anyhow::Ok((infer, round_trip))
+        })
+    })?;
+    let overhead: Vec<f64> = round_trip.iter().zip(&infer).map(|(r, i)| r - i).collect();
+    let report = serde_json::json!({
+        "control_step_ms": median(infer),
+        "round_trip_ms": median(round_trip),
+        "server_overhead_ms": median(overhead),
+    });
+    if args.json {
+        out!("{report}");
+    } else {
+        for (k, v) in report.as_object().into_iter().flatten() {
+            out!("{k:<20} {:.2}", v.as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the benchmark and prints the report.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.serve {
+        return serve_overhead(dir, &args);
+    }
     if args.instruction_tokens < 2 {
         bail!("--instruction-tokens must be at least 2 (the instruction holds <eos> … \\n)");
     }
@@ -126,7 +208,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             }
             Source::Dir(resolve_model(model)?)
         }
-        _ => bail!("give exactly one of --preset or --model"),
+        _ => bail!("give exactly one of --preset, --model or --serve"),
     };
     let report = on_backend!(args.device, |B, device| { measure::<B>(&source, &args, device) })?;
     if args.json {

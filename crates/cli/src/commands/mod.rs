@@ -7,6 +7,7 @@ pub mod dump;
 pub mod generate;
 pub mod parity;
 pub mod process;
+pub mod serve;
 
 /// `--image` and `--prompt`: one PaliGemma input (shared by generate, dump and process).
 #[derive(Debug, Clone, clap::Args)]
