@@ -31,6 +31,8 @@ use crate::worker::{self, Job, Loaded};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests before closing the rest.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a reply may wait for a client that stopped reading before the session is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Latency samples kept per session for the end-of-session percentiles.
 const LATENCY_SAMPLES: usize = 4096;
 
@@ -99,8 +101,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        let permit = Arc::clone(&shared.sessions).try_acquire_owned().ok();
-                        tasks.spawn(connection(stream, peer, Arc::clone(&shared), permit, stop_rx.clone()));
+                        tasks.spawn(connection(stream, peer, Arc::clone(&shared), stop_rx.clone()));
                     }
                     // Out of file descriptors and the like: keep serving the sessions we have.
                     Err(e) => {
@@ -154,13 +155,7 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
-    stop: watch::Receiver<bool>,
-) {
+async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     if is_health_check(&stream).await {
         let _ = stream
             .write_all(
@@ -201,6 +196,9 @@ async fn connection(
                 return;
             }
         };
+    // Counted only once the handshake succeeded: health checks and half-open sockets never
+    // take a session.
+    let permit: Option<OwnedSemaphorePermit> = Arc::clone(&shared.sessions).try_acquire_owned().ok();
     let Some(permit) = permit else {
         let reason = format!("server busy: all {} sessions in use, try again later", shared.options.max_sessions);
         info!(%peer, "refused: {reason}");
@@ -341,8 +339,10 @@ async fn serve_session(
         };
         stats.push(reply.infer_ms);
         let out = msgpack::encode(&protocol::response(&reply, prev_total_ms));
-        if ws.send(Message::binary(out)).await.is_err() {
-            return "client gone before the reply".into();
+        match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::binary(out))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return "client gone before the reply".into(),
+            Err(_) => return format!("client stopped reading for {SEND_TIMEOUT:?}; session dropped"),
         }
         prev_total_ms = Some(start.elapsed().as_secs_f64() * 1e3);
     }
