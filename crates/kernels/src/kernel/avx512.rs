@@ -1,0 +1,78 @@
+//! The AVX-512 BF16 micro-kernel: `vdpbf16ps` on 32-column weight panels.
+//!
+//! `unsafe` is allowed in this file only (the workspace denies it): SIMD loads and stores take
+//! raw pointers, and a `#[target_feature]` function may only be called once the CPU is known to
+//! have the feature. Each `unsafe` states what makes it sound.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::{
+    __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_set1_epi32,
+    _mm512_setzero_ps, _mm512_storeu_ps,
+};
+
+use crate::packed::{NR, PANEL_PAIR};
+
+/// One `R × 32` tile: `c[r][0..cols] = Σ_p a_block[p][r] · panel[p]` for every `r < R`.
+///
+/// # Safety
+/// The CPU must support `avx512f` and `avx512bf16` ([`crate::CpuFeatures`]). `a_block` must
+/// hold `pairs * R` values, `panel` `pairs * 64`, and `c` must be valid for writes of `cols ≤ 32`
+/// values at each of `R` rows spaced `ldc` apart.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn tile<const R: usize>(
+    pairs: usize,
+    a_block: *const u32,
+    panel: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+    for p in 0..pairs {
+        // SAFETY: p < pairs, so both 64-byte loads lie inside the panel's `pairs * 64` values
+        // and the broadcasts inside the block's `pairs * R` (caller's contract).
+        let (b0, b1, a) = unsafe {
+            let b = panel.add(p * PANEL_PAIR);
+            (
+                bh(_mm512_loadu_si512(b.cast())),
+                bh(_mm512_loadu_si512(b.add(NR).cast())),
+                a_block.add(p * R),
+            )
+        };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: r < R (see above).
+            let pair = unsafe { a.add(r).read() };
+            let a = bh(_mm512_set1_epi32(pair as i32));
+            acc[0] = _mm512_dpbf16_ps(acc[0], a, b0);
+            acc[1] = _mm512_dpbf16_ps(acc[1], a, b1);
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: row r < R is writable for `cols` values (caller's contract); the second half is
+        // touched only when cols > 16, masked to the columns that exist.
+        unsafe {
+            let row = c.add(r * ldc);
+            if cols >= NR {
+                _mm512_storeu_ps(row, acc[0]);
+                _mm512_storeu_ps(row.add(16), acc[1]);
+            } else {
+                _mm512_mask_storeu_ps(row, lanes(cols), acc[0]);
+                if cols > 16 {
+                    _mm512_mask_storeu_ps(row.add(16), lanes(cols - 16), acc[1]);
+                }
+            }
+        }
+    }
+}
+
+/// Mask of the first `n` (≤ 16) lanes.
+fn lanes(n: usize) -> u16 {
+    if n >= 16 { u16::MAX } else { (1u16 << n) - 1 }
+}
+
+/// Reinterprets 32 packed bf16 values (as integers) as the dot-product operand type.
+#[inline(always)]
+fn bh(v: __m512i) -> __m512bh {
+    // SAFETY: both are 512-bit plain-data vectors; every bit pattern is a valid value of either.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod cpu;
+mod error;
+mod gemm;
+mod kernel;
+mod packed;
+mod peak;
+
+pub use cpu::CpuFeatures;
+pub use error::{Error, Result};
+pub use gemm::{Isa, matmul, matmul_with};
+pub use packed::PackedBf16;
+pub use peak::{PeakKind, peak_gflops};

@@ -1,0 +1,136 @@
+//! Weights in bf16, packed once into the micro-kernel's panel layout.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Output columns per panel: two 16-lane f32 vectors per micro-kernel row.
+pub(crate) const NR: usize = 32;
+/// bf16 values per k-pair of a panel: `NR` columns × 2 consecutive `k`.
+pub(crate) const PANEL_PAIR: usize = NR * 2;
+
+/// A `[k, n]` weight matrix rounded to bf16 (round-to-nearest-even, as `torch.Tensor.bfloat16`)
+/// and packed for [`crate::matmul`].
+///
+/// Layout: column panels of 32 outputs; inside a panel, for every pair of rows `(2p, 2p + 1)`,
+/// 32 × 2 values with each column's pair adjacent — exactly the operand of one pair of
+/// `vdpbf16ps` (which multiplies and adds bf16 *pairs* into one f32 lane). Packing once at load
+/// means a matmul only streams the panels: no transposes, no conversions of weights per call.
+/// Missing columns (n not a multiple of 32) and an odd last row are zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedBf16 {
+    k: usize,
+    n: usize,
+    data: Vec<u16>,
+}
+
+impl PackedBf16 {
+    /// Packs weights in Burn's `Linear` layout, `[d_input, d_output]` = `[k, n]`, row-major.
+    pub fn from_kn(weights: &[f32], k: usize, n: usize) -> Result<Self> {
+        check(weights.len(), k, n)?;
+        Ok(Self::pack(k, n, |row, col| weights[row * n + col]))
+    }
+
+    /// Packs weights in PyTorch's `nn.Linear` layout, `[out_features, in_features]` = `[n, k]`.
+    pub fn from_nk(weights: &[f32], n: usize, k: usize) -> Result<Self> {
+        check(weights.len(), k, n)?;
+        Ok(Self::pack(k, n, |row, col| weights[col * k + row]))
+    }
+
+    /// Rows: the inner dimension of the product.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns: the outputs.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Bytes held (padding included).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 2
+    }
+
+    /// Row pairs per panel (`ceil(k / 2)`).
+    pub(crate) fn pairs(&self) -> usize {
+        self.k.div_ceil(2)
+    }
+
+    /// Number of 32-column panels.
+    pub(crate) fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    /// The packed values of panel `j` (`pairs() * 64` of them).
+    pub(crate) fn panel(&self, j: usize) -> &[u16] {
+        let len = self.pairs() * PANEL_PAIR;
+        &self.data[j * len..(j + 1) * len]
+    }
+
+    fn pack(k: usize, n: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+        let pairs = k.div_ceil(2);
+        let panel_len = pairs * PANEL_PAIR;
+        let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
+        if panel_len > 0 {
+            data.par_chunks_mut(panel_len).enumerate().for_each(|(j, panel)| {
+                for (p, pair) in panel.chunks_exact_mut(PANEL_PAIR).enumerate() {
+                    for c in 0..NR.min(n - j * NR) {
+                        let col = j * NR + c;
+                        for half in 0..2 {
+                            let row = 2 * p + half;
+                            if row < k {
+                                pair[2 * c + half] = bf16::from_f32(value(row, col)).to_bits();
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        PackedBf16 { k, n, data }
+    }
+}
+
+fn check(len: usize, k: usize, n: usize) -> Result<()> {
+    let shape = || format!("[k = {k}, n = {n}]");
+    let expected = k.checked_mul(n).filter(|_| k > 0 && n > 0);
+    match expected {
+        None => Err(Error::Shape { operand: "weights", shape: shape() }),
+        Some(expected) if expected != len => Err(Error::Length { operand: "weights", shape: shape(), expected, got: len }),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_layouts_pack_the_same_matrix() {
+        let (k, n) = (5, 35);
+        let kn: Vec<f32> = (0..k * n).map(|i| i as f32 * 0.25 - 3.0).collect();
+        let mut nk = vec![0.0; k * n];
+        for row in 0..k {
+            for col in 0..n {
+                nk[col * k + row] = kn[row * n + col];
+            }
+        }
+        let a = PackedBf16::from_kn(&kn, k, n).unwrap();
+        assert_eq!(a, PackedBf16::from_nk(&nk, n, k).unwrap());
+        assert_eq!((a.pairs(), a.panels()), (3, 2));
+        // Row 3, column 33 sits in panel 1, pair 1, column 1, second of the pair.
+        assert_eq!(a.panel(1)[PANEL_PAIR + 2 + 1], bf16::from_f32(kn[3 * n + 33]).to_bits());
+        // The odd last row and the missing columns are zero.
+        assert_eq!(a.panel(0)[2 * PANEL_PAIR + 1], 0);
+        assert_eq!(a.panel(1)[2 * 3], 0);
+    }
+
+    #[test]
+    fn wrong_sizes_are_refused_with_the_shape() {
+        let err = PackedBf16::from_kn(&[0.0; 5], 2, 3).unwrap_err();
+        assert_eq!(err.to_string(), "weights: expected 6 values ([k = 2, n = 3]), got 5");
+        assert!(matches!(PackedBf16::from_kn(&[], 0, 3), Err(Error::Shape { .. })));
+        assert!(matches!(PackedBf16::from_nk(&[], usize::MAX, 3), Err(Error::Shape { .. })));
+    }
+}

@@ -1,0 +1,121 @@
+//! The bf16 matmul against an exact (f64) product of the same bf16-rounded operands, on every
+//! kernel this CPU runs, over shapes that hit every edge: one row, partial row blocks, odd and
+//! tiny `k`, partial and single-column panels, and model-sized products.
+
+use half::bf16;
+use robovlm_kernels::{CpuFeatures, Error, Isa, PackedBf16, matmul, matmul_with};
+
+/// Deterministic values in [-2, 2) with varied magnitudes, from a xorshift stream.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let unit = (s >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+            (unit * 4.0 - 2.0) * if s & 7 == 0 { 1e-3 } else { 1.0 }
+        })
+        .collect()
+}
+
+fn round(v: f32) -> f64 {
+    f64::from(bf16::from_f32(v).to_f32())
+}
+
+/// Checks `out` against the exact product of the bf16-rounded operands, within the classic
+/// bound for a k-term f32 sum: |error| ≤ (k + 1)·2⁻²⁴·Σ|a·b| (each product is exact in f32,
+/// each of the k adds rounds once). A kernel that drops a term, reads a wrong column, mixes up
+/// the pair order or the packing misses this by orders of magnitude.
+fn check(isa: Isa, m: usize, k: usize, n: usize) {
+    let lhs = values(m * k, (m * 31 + k * 7 + n) as u64);
+    let w = values(k * n, (m + k * 13 + n * 5) as u64 + 1);
+    let packed = PackedBf16::from_kn(&w, k, n).unwrap();
+    let mut out = vec![f32::NAN; m * n];
+    matmul_with(isa, &lhs, m, &packed, &mut out).unwrap();
+    let bound_factor = (k as f64 + 1.0) * 2f64.powi(-24);
+    for r in 0..m {
+        for c in 0..n {
+            let (mut exact, mut magnitude) = (0f64, 0f64);
+            for i in 0..k {
+                let p = round(lhs[r * k + i]) * round(w[i * n + c]);
+                exact += p;
+                magnitude += p.abs();
+            }
+            let got = f64::from(out[r * n + c]);
+            let err = (got - exact).abs();
+            assert!(
+                err <= bound_factor * magnitude + f64::from(f32::MIN_POSITIVE),
+                "{isa:?} m={m} k={k} n={n}: out[{r}, {c}] = {got}, exact {exact} (error {err:e}, bound {:e})",
+                bound_factor * magnitude
+            );
+        }
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 2, 32),
+    (1, 3, 33),
+    (2, 5, 7),
+    (3, 31, 16),
+    (7, 64, 17),
+    (8, 64, 64),
+    (9, 257, 100),
+    (17, 18, 65),
+    (1, 1152, 300),
+    (33, 300, 97),
+];
+
+#[test]
+fn portable_kernel_matches_the_exact_product() {
+    for &(m, k, n) in SHAPES {
+        check(Isa::Portable, m, k, n);
+    }
+}
+
+#[test]
+fn best_kernel_matches_the_exact_product() {
+    println!("CPU: {}; kernel: {:?}", CpuFeatures::get().summary(), Isa::best());
+    for &(m, k, n) in SHAPES {
+        check(Isa::best(), m, k, n);
+    }
+    // A model-sized product (SigLIP So400m's MLP input width, a row block and a half).
+    check(Isa::best(), 12, 1152, 4304 / 8);
+}
+
+/// The vector kernel performs the portable kernel's operations in the same order, so on normal
+/// numbers the two agree bit for bit — a stronger check than the error bound.
+#[test]
+fn avx512_bf16_kernel_equals_the_portable_one() {
+    if !Isa::Avx512Bf16.available() {
+        println!("skipped: this CPU has no AVX-512 BF16 ({})", CpuFeatures::get().summary());
+        return;
+    }
+    for &(m, k, n) in SHAPES {
+        let lhs = values(m * k, 3 + m as u64);
+        let packed = PackedBf16::from_kn(&values(k * n, 5 + n as u64), k, n).unwrap();
+        let (mut fast, mut portable) = (vec![0.0; m * n], vec![0.0; m * n]);
+        matmul_with(Isa::Avx512Bf16, &lhs, m, &packed, &mut fast).unwrap();
+        matmul_with(Isa::Portable, &lhs, m, &packed, &mut portable).unwrap();
+        let differing = fast.iter().zip(&portable).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differing, 0, "m={m} k={k} n={n}: {differing} of {} outputs differ", m * n);
+    }
+}
+
+#[test]
+fn operands_of_the_wrong_size_are_refused() {
+    let packed = PackedBf16::from_kn(&[1.0; 6], 3, 2).unwrap();
+    let mut out = [0.0; 4];
+    assert_eq!(
+        matmul(&[0.0; 5], 2, &packed, &mut out).unwrap_err(),
+        Error::Length { operand: "lhs", shape: "[2, 3]".into(), expected: 6, got: 5 }
+    );
+    assert_eq!(
+        matmul(&[0.0; 6], 2, &packed, &mut out[..3]).unwrap_err().to_string(),
+        "out: expected 4 values ([2, 2]), got 3"
+    );
+    assert!(matches!(matmul(&[], usize::MAX, &packed, &mut out), Err(Error::Shape { .. })));
+    // No rows is a valid, empty product.
+    matmul(&[], 0, &packed, &mut []).unwrap();
+}
