@@ -1,6 +1,7 @@
 //! Grouped-query self-attention of a Gemma layer, with RoPE and an optional KV cache.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -39,7 +40,7 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     pub(crate) fn new(c: &GemmaConfig, device: &B::Device) -> Self {
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(c.attention_bias).init(device);
+        let linear = |i, o| Linear::from(LinearConfig::new(i, o).with_bias(c.attention_bias).init(device));
         let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
         Self {
             q_proj: linear(c.hidden_size, q),

@@ -1,6 +1,7 @@
 //! The Gemma decoder: embedding → layers → final norm, plus logits through the (tied) head.
 
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -77,7 +78,7 @@ impl<B: Backend> Decoder<B> {
             layers: (0..c.num_hidden_layers).map(|i| DecoderLayer::new(c, i, device)).collect(),
             norm: RmsNorm::new(c.hidden_size, c.rms_norm_eps, device),
             lm_head: (!c.tie_word_embeddings)
-                .then(|| LinearConfig::new(c.hidden_size, c.vocab_size).with_bias(false).init(device)),
+                .then(|| LinearConfig::new(c.hidden_size, c.vocab_size).with_bias(false).init(device).into()),
             rope_theta: c.rope_theta,
             head_dim: c.head_dim,
             max_position_embeddings: c.max_position_embeddings,

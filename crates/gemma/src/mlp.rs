@@ -1,6 +1,7 @@
 //! Gemma's gated feed-forward block.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use robovlm_ops::gelu_tanh;
 
@@ -19,7 +20,7 @@ pub struct Mlp<B: Backend> {
 
 impl<B: Backend> Mlp<B> {
     pub(crate) fn new(hidden: usize, intermediate: usize, device: &B::Device) -> Self {
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let linear = |i, o| Linear::from(LinearConfig::new(i, o).with_bias(false).init(device));
         Self {
             gate_proj: linear(hidden, intermediate),
             up_proj: linear(hidden, intermediate),

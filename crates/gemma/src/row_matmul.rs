@@ -13,7 +13,7 @@
 //! summation order of the split-k partial sums changes (float rounding, well inside parity
 //! tolerances); on GPU backends the batched form is equally valid.
 
-use burn::nn::Linear;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -25,6 +25,11 @@ fn chunks(n: usize) -> usize {
 
 /// `linear.forward(x)` for `x: [batch, seq, in]`, split-k when there is a single row.
 pub(crate) fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    // The packed-bf16 kernels (Flex + bf16) are threaded over the output already.
+    let x = match linear.fast(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     let [batch, seq, input] = x.dims();
     let c = chunks(input);
     if batch * seq != 1 || c == 1 {
@@ -71,12 +76,12 @@ mod tests {
     fn split_k_linear_matches_the_plain_product() {
         let d = Default::default();
         for bias in [false, true] {
-            let lin = LinearConfig::new(256, 96).with_bias(bias).init::<TestBackend>(&d);
+            let lin = LinearConfig::new(256, 96).with_bias(bias).init::<TestBackend>(&d).into();
             let x = Tensor::<TestBackend, 3>::random([1, 1, 256], burn::tensor::Distribution::Default, &d);
             assert!(max_diff(linear(&lin, x.clone()), lin.forward(x)) < 1e-5);
         }
         // Several rows and indivisible widths take the plain path.
-        let lin = LinearConfig::new(100, 8).init::<TestBackend>(&d);
+        let lin: Linear<TestBackend> = LinearConfig::new(100, 8).init::<TestBackend>(&d).into();
         let x = Tensor::<TestBackend, 3>::random([2, 3, 100], burn::tensor::Distribution::Default, &d);
         assert_eq!(max_diff(linear(&lin, x.clone()), lin.forward(x)), 0.0);
     }

@@ -3,8 +3,10 @@
 
 mod attention;
 mod gelu;
+mod linear;
 mod norm;
 
 pub use attention::{attention, attention_with};
 pub use gelu::gelu_tanh;
+pub use linear::Linear;
 pub use norm::layer_norm;

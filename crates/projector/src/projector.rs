@@ -1,6 +1,7 @@
 //! `PaliGemmaMultiModalProjector`: one Linear (with bias) from vision width to text width.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 
 /// Widths of the projector. `in_dim` is the vision `hidden_size`, `out_dim` the top-level
@@ -16,7 +17,7 @@ pub struct ProjectorConfig {
 impl ProjectorConfig {
     /// Builds a randomly initialised projector; load weights afterwards.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Projector<B> {
-        Projector { linear: LinearConfig::new(self.in_dim, self.out_dim).with_bias(true).init(device) }
+        Projector { linear: LinearConfig::new(self.in_dim, self.out_dim).with_bias(true).init(device).into() }
     }
 }
 

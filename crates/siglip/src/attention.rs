@@ -1,6 +1,7 @@
 //! Bidirectional multi-head self-attention of a SigLIP encoder layer.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use robovlm_ops::attention;
 
@@ -21,7 +22,7 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     pub(crate) fn new(hidden: usize, num_heads: usize, device: &B::Device) -> Self {
-        let linear = || LinearConfig::new(hidden, hidden).with_bias(true).init(device);
+        let linear = || Linear::from(LinearConfig::new(hidden, hidden).with_bias(true).init(device));
         Self { q_proj: linear(), k_proj: linear(), v_proj: linear(), out_proj: linear(), num_heads }
     }
 

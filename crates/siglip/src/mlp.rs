@@ -1,6 +1,7 @@
 //! Feed-forward block of a SigLIP encoder layer.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
+use robovlm_ops::Linear;
 use burn::prelude::*;
 use robovlm_ops::gelu_tanh;
 
@@ -16,8 +17,8 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     pub(crate) fn new(hidden: usize, intermediate: usize, device: &B::Device) -> Self {
         Self {
-            fc1: LinearConfig::new(hidden, intermediate).init(device),
-            fc2: LinearConfig::new(intermediate, hidden).init(device),
+            fc1: LinearConfig::new(hidden, intermediate).init(device).into(),
+            fc2: LinearConfig::new(intermediate, hidden).init(device).into(),
         }
     }
 

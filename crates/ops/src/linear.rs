@@ -1,0 +1,249 @@
+//! `Linear`: Burn's layer (same parameters, names and checkpoint layout) with a CPU fast path for
+//! bf16 on Flex.
+//!
+//! With `--dtype bf16` on the Flex backend, Burn 0.21 multiplies bf16 matrices by converting both
+//! operands to f32 on every call, which made bf16 the slowest CPU precision. Here the weight is
+//! packed once (on the first forward) into `robovlm_kernels::PackedBf16` panels and the
+//! product runs on AVX-512 BF16 dot products with f32 accumulation — PyTorch's bf16 `nn.Linear`
+//! numerics: bf16 operands, f32 sums, a bf16 result. Every other case (other backends, other
+//! dtypes, CPUs without AVX-512 BF16, autodiff) is Burn's own `linear` op, unchanged.
+//!
+//! The packed copy is tied to the weight's storage: replacing the weight (loading a checkpoint
+//! into an already-used module) repacks on the next call; it is never used with other values.
+
+use std::sync::{Arc, Mutex};
+
+use burn::module::{Module, Param};
+use burn::prelude::*;
+
+/// `y = x·W + b`, `W: [d_input, d_output]` — `burn::nn::Linear`'s contract and module tree
+/// (`weight`, `bias`), so checkpoints load into it exactly as into Burn's layer.
+///
+/// Reference: `torch.nn.Linear` (stored `[out, in]`, transposed on load as for Burn's layer).
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// `[d_input, d_output]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_output]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// The bf16 panels of `weight`, built on first use by the fast path (not a parameter).
+    #[module(skip)]
+    packed: PackedSlot,
+}
+
+impl<B: Backend> From<burn::nn::Linear<B>> for Linear<B> {
+    /// Wraps a Burn layer (typically `LinearConfig::new(i, o).init(device)`: parameters stay lazy
+    /// until weights are loaded).
+    fn from(linear: burn::nn::Linear<B>) -> Self {
+        Linear { weight: linear.weight, bias: linear.bias, packed: PackedSlot::default() }
+    }
+}
+
+impl<B: Backend> Linear<B> {
+    /// `x·W + b` over the last dimension.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_input]` → `[..., d_output]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self.fast(x) {
+            Ok(y) => y,
+            Err(x) => burn::tensor::module::linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val())),
+        }
+    }
+
+    /// The packed-bf16 product when it applies (Flex, bf16 tensors, a CPU with AVX-512 BF16,
+    /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
+    pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        #[cfg(feature = "flex")]
+        {
+            flex::forward(self, x)
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            Err(x)
+        }
+    }
+}
+
+/// The packed weight and the storage it was packed from (compared by address, kept alive as a
+/// `Weak` so the address cannot be reused while we remember it).
+#[derive(Clone, Default)]
+struct PackedSlot(Arc<Mutex<Option<Packed>>>);
+
+#[cfg(feature = "flex")]
+struct Packed {
+    source: std::sync::Weak<burn::tensor::Bytes>,
+    weights: Arc<robovlm_kernels::PackedBf16>,
+}
+#[cfg(not(feature = "flex"))]
+struct Packed;
+
+impl std::fmt::Debug for PackedSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let packed = self.0.lock().map(|p| p.is_some()).unwrap_or(false);
+        f.debug_struct("PackedSlot").field("packed", &packed).finish()
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use std::any::Any;
+    use std::sync::Arc;
+
+    use burn::prelude::*;
+    use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
+    use burn_flex::{FlexTensor, Layout};
+    use robovlm_kernels::{Isa, PackedBf16};
+
+    use super::{Linear, Packed};
+
+    /// Whether the packed kernels may run: AVX-512 BF16 present (the portable kernel is slower
+    /// than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
+    fn enabled() -> bool {
+        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ENABLED.get_or_init(|| {
+            Isa::best() == Isa::Avx512Bf16 && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
+        })
+    }
+
+    fn to_flex<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+        let primitive = match x.into_primitive() {
+            TensorPrimitive::Float(p) => p,
+            quantized => return Err(Tensor::from_primitive(quantized)),
+        };
+        let any: Box<dyn Any> = Box::new(primitive);
+        match any.downcast::<FlexTensor>() {
+            Ok(flex) => Ok(*flex),
+            Err(any) => Err(Tensor::from_primitive(TensorPrimitive::Float(
+                *any.downcast::<B::FloatTensorPrimitive>().expect("the primitive we boxed"),
+            ))),
+        }
+    }
+
+    fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Tensor<B, D> {
+        let any: Box<dyn Any> = Box::new(flex);
+        let primitive = any.downcast::<B::FloatTensorPrimitive>().expect("B's float primitive is FlexTensor");
+        Tensor::from_primitive(TensorPrimitive::Float(*primitive))
+    }
+
+    /// The values of a bf16 tensor in row-major order, as f32 (exact).
+    fn bf16_values(t: &FlexTensor) -> Option<Vec<f32>> {
+        let t = if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
+        Some(t.as_slice::<bf16>()?.iter().map(|v| v.to_f32()).collect())
+    }
+
+    pub(super) fn forward<B: Backend, const D: usize>(
+        linear: &Linear<B>,
+        x: Tensor<B, D>,
+    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        if !enabled() || x.dtype() != DType::BF16 || linear.weight.val().dtype() != DType::BF16 {
+            return Err(x);
+        }
+        let dims = x.dims();
+        let Ok(weight) = to_flex::<B, 2>(linear.weight.val()) else { return Err(x) };
+        let [k, n] = weight.layout().shape().dims::<2>();
+        // Anything unexpected (a shape Burn's op will report, a bias of another dtype) takes
+        // Burn's path: this one only ever runs when every operand is what it assumes.
+        let bias = match &linear.bias {
+            None => None,
+            Some(b) => match to_flex::<B, 1>(b.val()).ok().filter(|b| b.dtype() == DType::BF16).and_then(|b| bf16_values(&b)) {
+                Some(values) if values.len() == n => Some(values),
+                _ => return Err(x),
+            },
+        };
+        if dims[D - 1] != k {
+            return Err(x);
+        }
+        let x = to_flex(x)?;
+        let Some(input) = bf16_values(&x) else { return Err(from_flex(x)) };
+        let Some(packed) = packed(linear, &weight, k, n) else { return Err(from_flex(x)) };
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let mut out = vec![0f32; rows * n];
+        if robovlm_kernels::matmul(&input, rows, &packed, &mut out).is_err() {
+            return Err(from_flex(x));
+        }
+        if let Some(bias) = bias {
+            out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b));
+        }
+        let out: Vec<bf16> = out.into_iter().map(bf16::from_f32).collect();
+        let mut shape = dims;
+        shape[D - 1] = n;
+        let y = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(shape)), DType::BF16);
+        Ok(from_flex(y))
+    }
+
+    /// The packed weight for `weight`'s current storage, packing it now if it changed.
+    fn packed<B: Backend>(linear: &Linear<B>, weight: &FlexTensor, k: usize, n: usize) -> Option<Arc<PackedBf16>> {
+        let source = weight.data_arc();
+        let mut slot = linear.packed.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(p) = slot.as_ref().filter(|p| std::ptr::eq(p.source.as_ptr(), Arc::as_ptr(&source))) {
+            return Some(p.weights.clone());
+        }
+        let weights = Arc::new(PackedBf16::from_kn(&bf16_values(weight)?, k, n).ok()?);
+        *slot = Some(Packed { source: Arc::downgrade(&source), weights: weights.clone() });
+        Some(weights)
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::LinearConfig;
+    use burn::prelude::*;
+    use burn::tensor::{DType, bf16};
+    use burn_flex::Flex;
+
+    use super::Linear;
+
+    fn bf16_tensor<const D: usize>(shape: [usize; D], seed: usize) -> Tensor<Flex, D> {
+        let n: usize = shape.iter().product();
+        // Values on bf16's grid (k/50 - 1 rounded), so the f32 reference sees the same operands.
+        let values: Vec<f32> =
+            (0..n).map(|i| bf16::from_f32(((i * 37 + seed * 11) % 101) as f32 / 50.0 - 1.0).to_f32()).collect();
+        Tensor::<Flex, D>::from_data(TensorData::new(values, shape), &Default::default()).cast(DType::BF16)
+    }
+
+    fn f32_values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+        t.cast(DType::F32).into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// The fast path (where this CPU has it) equals Burn's op on the same bf16 values computed in
+    /// f32, to bf16's rounding of the result; a weight replaced after use is repacked.
+    #[test]
+    fn bf16_forward_equals_burns_linear() {
+        let mut linear: Linear<Flex> = LinearConfig::new(40, 70).init(&Default::default()).into();
+        linear.weight = Param::from_tensor(bf16_tensor([40, 70], 1));
+        linear.bias = Some(Param::from_tensor(bf16_tensor([70], 2)));
+        let x = bf16_tensor([2, 3, 40], 3);
+        let reference = |l: &Linear<Flex>| {
+            let w = l.weight.val().cast(DType::F32);
+            let b = l.bias.as_ref().map(|b| b.val().cast(DType::F32));
+            f32_values(burn::tensor::module::linear(x.clone().cast(DType::F32), w, b))
+        };
+        let check = |l: &Linear<Flex>| {
+            let y = l.forward(x.clone());
+            assert_eq!((y.dims(), y.dtype()), ([2, 3, 70], DType::BF16));
+            for (i, (got, want)) in f32_values(y).iter().zip(reference(l)).enumerate() {
+                assert!((got - want).abs() <= want.abs() * 2f32.powi(-8) + 1e-6, "y[{i}] = {got}, want {want}");
+            }
+        };
+        let fast_path = robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16;
+        assert_eq!(linear.fast(x.clone()).is_ok(), fast_path, "fast path iff AVX-512 BF16");
+        check(&linear);
+        linear.weight = Param::from_tensor(bf16_tensor([40, 70], 9));
+        check(&linear);
+    }
+
+    /// f32 tensors never take the bf16 path (f32 results stay bit-identical to Burn's).
+    #[test]
+    fn f32_goes_through_burn() {
+        let device = Default::default();
+        let weight = Param::from_tensor(bf16_tensor([8, 4], 4).cast(DType::F32));
+        let bias = Some(Param::from_tensor(bf16_tensor([4], 5).cast(DType::F32)));
+        let burn_layer = burn::nn::Linear { weight, bias };
+        let linear: Linear<Flex> = burn_layer.clone().into();
+        let x = Tensor::<Flex, 2>::ones([3, 8], &device);
+        assert!(linear.fast(x.clone()).is_err());
+        assert_eq!(linear.forward(x.clone()).into_data(), burn_layer.forward(x).into_data());
+    }
+}
