@@ -1,7 +1,7 @@
 //! The Gemma decoder: embedding → layers → final norm, plus logits through the (tied) head.
 
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
-use robovlm_ops::Linear;
+use robovlm_ops::{Linear, PackedWeight, WeightLayout};
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -36,6 +36,10 @@ pub struct Decoder<B: Backend> {
     pub max_position_embeddings: usize,
     /// `c · tanh(logits / c)` on the logits (Gemma 2).
     pub final_logit_softcapping: Option<f64>,
+    /// Packed bf16 copy of `embed_tokens` for tied logits on the Flex fast path (not a
+    /// parameter; built on first use).
+    #[module(skip)]
+    tied_packed: PackedWeight,
 }
 
 /// What one decoder pass returns.
@@ -83,6 +87,7 @@ impl<B: Backend> Decoder<B> {
             head_dim: c.head_dim,
             max_position_embeddings: c.max_position_embeddings,
             final_logit_softcapping: c.final_logit_softcapping,
+            tied_packed: PackedWeight::default(),
         }
     }
 
@@ -230,6 +235,11 @@ impl<B: Backend> Decoder<B> {
                 let [batch, seq, d] = hidden.dims();
                 let w = self.embed_tokens.weight.val(); // [vocab, hidden]
                 let vocab = w.dims()[0];
+                // bf16 on Flex: the packed kernels (a decode step reads the table once, in bf16).
+                let hidden = match self.tied_packed.matmul(hidden, &w, WeightLayout::OutIn, None) {
+                    Ok(logits) => return logits,
+                    Err(hidden) => hidden,
+                };
                 row_matmul::tied_logits(hidden.reshape([batch * seq, d]), w).reshape([batch, seq, vocab])
             }
         }

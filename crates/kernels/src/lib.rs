@@ -13,3 +13,5 @@ pub use error::{Error, Result};
 pub use gemm::{Isa, matmul, matmul_with};
 pub use packed::PackedBf16;
 pub use peak::{PeakKind, peak_gflops};
+/// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).
+pub use half::bf16;

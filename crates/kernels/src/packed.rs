@@ -29,13 +29,25 @@ impl PackedBf16 {
     /// Packs weights in Burn's `Linear` layout, `[d_input, d_output]` = `[k, n]`, row-major.
     pub fn from_kn(weights: &[f32], k: usize, n: usize) -> Result<Self> {
         check(weights.len(), k, n)?;
-        Ok(Self::pack(k, n, |row, col| weights[row * n + col]))
+        Ok(Self::pack(k, n, |row, col| bf16::from_f32(weights[row * n + col]).to_bits()))
+    }
+
+    /// [`Self::from_kn`] for weights already in bf16 (no rounding, no f32 copy of the matrix).
+    pub fn from_kn_bf16(weights: &[bf16], k: usize, n: usize) -> Result<Self> {
+        check(weights.len(), k, n)?;
+        Ok(Self::pack(k, n, |row, col| weights[row * n + col].to_bits()))
     }
 
     /// Packs weights in PyTorch's `nn.Linear` layout, `[out_features, in_features]` = `[n, k]`.
     pub fn from_nk(weights: &[f32], n: usize, k: usize) -> Result<Self> {
         check(weights.len(), k, n)?;
-        Ok(Self::pack(k, n, |row, col| weights[col * k + row]))
+        Ok(Self::pack(k, n, |row, col| bf16::from_f32(weights[col * k + row]).to_bits()))
+    }
+
+    /// [`Self::from_nk`] for weights already in bf16 (an embedding table used as tied head).
+    pub fn from_nk_bf16(weights: &[bf16], n: usize, k: usize) -> Result<Self> {
+        check(weights.len(), k, n)?;
+        Ok(Self::pack(k, n, |row, col| weights[col * k + row].to_bits()))
     }
 
     /// Rows: the inner dimension of the product.
@@ -69,7 +81,7 @@ impl PackedBf16 {
         &self.data[j * len..(j + 1) * len]
     }
 
-    fn pack(k: usize, n: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+    fn pack(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16 + Sync) -> Self {
         let pairs = k.div_ceil(2);
         let panel_len = pairs * PANEL_PAIR;
         let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
@@ -81,7 +93,7 @@ impl PackedBf16 {
                         for half in 0..2 {
                             let row = 2 * p + half;
                             if row < k {
-                                pair[2 * c + half] = bf16::from_f32(value(row, col)).to_bits();
+                                pair[2 * c + half] = bits(row, col);
                             }
                         }
                     }
@@ -118,6 +130,9 @@ mod tests {
         }
         let a = PackedBf16::from_kn(&kn, k, n).unwrap();
         assert_eq!(a, PackedBf16::from_nk(&nk, n, k).unwrap());
+        let to_bf16 = |v: &[f32]| v.iter().map(|x| bf16::from_f32(*x)).collect::<Vec<_>>();
+        assert_eq!(a, PackedBf16::from_kn_bf16(&to_bf16(&kn), k, n).unwrap());
+        assert_eq!(a, PackedBf16::from_nk_bf16(&to_bf16(&nk), n, k).unwrap());
         assert_eq!((a.pairs(), a.panels()), (3, 2));
         // Row 3, column 33 sits in panel 1, pair 1, column 1, second of the pair.
         assert_eq!(a.panel(1)[PANEL_PAIR + 2 + 1], bf16::from_f32(kn[3 * n + 33]).to_bits());

@@ -8,5 +8,5 @@ mod norm;
 
 pub use attention::{attention, attention_with};
 pub use gelu::gelu_tanh;
-pub use linear::Linear;
+pub use linear::{Linear, PackedWeight, WeightLayout};
 pub use norm::layer_norm;

@@ -28,14 +28,14 @@ pub struct Linear<B: Backend> {
     pub bias: Option<Param<Tensor<B, 1>>>,
     /// The bf16 panels of `weight`, built on first use by the fast path (not a parameter).
     #[module(skip)]
-    packed: PackedSlot,
+    packed: PackedWeight,
 }
 
 impl<B: Backend> From<burn::nn::Linear<B>> for Linear<B> {
     /// Wraps a Burn layer (typically `LinearConfig::new(i, o).init(device)`: parameters stay lazy
     /// until weights are loaded).
     fn from(linear: burn::nn::Linear<B>) -> Self {
-        Linear { weight: linear.weight, bias: linear.bias, packed: PackedSlot::default() }
+        Linear { weight: linear.weight, bias: linear.bias, packed: PackedWeight::default() }
     }
 }
 
@@ -54,34 +54,66 @@ impl<B: Backend> Linear<B> {
     /// The packed-bf16 product when it applies (Flex, bf16 tensors, a CPU with AVX-512 BF16,
     /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
     pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        let bias = self.bias.as_ref().map(|b| b.val());
+        self.packed.matmul(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref())
+    }
+}
+
+/// How a weight matrix is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// `[d_input, d_output]`: Burn's `Linear`; the product is `x · W`.
+    InOut,
+    /// `[d_output, d_input]`: an embedding table used as tied output head; the product is `x · Wᵀ`.
+    OutIn,
+}
+
+/// A weight's packed-bf16 copy for the Flex fast path, built on first use and rebuilt when the
+/// weight's storage changes (compared by address, remembered through a `Weak` so the address
+/// cannot be reused meanwhile). Put one next to any weight used in products (`#[module(skip)]`:
+/// it is not a parameter); clones share it.
+#[derive(Clone, Default)]
+pub struct PackedWeight(Arc<Mutex<Option<Packed>>>);
+
+impl PackedWeight {
+    /// `x · W (+ bias)` over the last dimension of `x` through the packed kernels when they
+    /// apply (Flex, bf16 operands, a CPU with AVX-512 BF16, `ROBOVLM_KERNELS` not `off`);
+    /// otherwise `x` back unchanged, for the caller's own path.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_input]` → `[..., d_output]`; `weight` as `layout` says; `bias`: `[d_output]`
+    pub fn matmul<B: Backend, const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        weight: &Tensor<B, 2>,
+        layout: WeightLayout,
+        bias: Option<&Tensor<B, 1>>,
+    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         #[cfg(feature = "flex")]
         {
-            flex::forward(self, x)
+            flex::matmul(self, x, weight, layout, bias)
         }
         #[cfg(not(feature = "flex"))]
         {
+            let _ = (weight, layout, bias);
             Err(x)
         }
     }
 }
 
-/// The packed weight and the storage it was packed from (compared by address, kept alive as a
-/// `Weak` so the address cannot be reused while we remember it).
-#[derive(Clone, Default)]
-struct PackedSlot(Arc<Mutex<Option<Packed>>>);
-
 #[cfg(feature = "flex")]
 struct Packed {
     source: std::sync::Weak<burn::tensor::Bytes>,
+    layout: WeightLayout,
     weights: Arc<robovlm_kernels::PackedBf16>,
 }
 #[cfg(not(feature = "flex"))]
 struct Packed;
 
-impl std::fmt::Debug for PackedSlot {
+impl std::fmt::Debug for PackedWeight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let packed = self.0.lock().map(|p| p.is_some()).unwrap_or(false);
-        f.debug_struct("PackedSlot").field("packed", &packed).finish()
+        f.debug_struct("PackedWeight").field("packed", &packed).finish()
     }
 }
 
@@ -95,7 +127,7 @@ mod flex {
     use burn_flex::{FlexTensor, Layout};
     use robovlm_kernels::{Isa, PackedBf16};
 
-    use super::{Linear, Packed};
+    use super::{Packed, PackedWeight, WeightLayout};
 
     /// Whether the packed kernels may run: AVX-512 BF16 present (the portable kernel is slower
     /// than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
@@ -132,21 +164,28 @@ mod flex {
         Some(t.as_slice::<bf16>()?.iter().map(|v| v.to_f32()).collect())
     }
 
-    pub(super) fn forward<B: Backend, const D: usize>(
-        linear: &Linear<B>,
+    pub(super) fn matmul<B: Backend, const D: usize>(
+        slot: &PackedWeight,
         x: Tensor<B, D>,
+        weight: &Tensor<B, 2>,
+        layout: WeightLayout,
+        bias: Option<&Tensor<B, 1>>,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-        if !enabled() || x.dtype() != DType::BF16 || linear.weight.val().dtype() != DType::BF16 {
+        if !enabled() || x.dtype() != DType::BF16 || weight.dtype() != DType::BF16 {
             return Err(x);
         }
         let dims = x.dims();
-        let Ok(weight) = to_flex::<B, 2>(linear.weight.val()) else { return Err(x) };
-        let [k, n] = weight.layout().shape().dims::<2>();
+        let Ok(weight) = to_flex::<B, 2>(weight.clone()) else { return Err(x) };
+        let [rows_w, cols_w] = weight.layout().shape().dims::<2>();
+        let (k, n) = match layout {
+            WeightLayout::InOut => (rows_w, cols_w),
+            WeightLayout::OutIn => (cols_w, rows_w),
+        };
         // Anything unexpected (a shape Burn's op will report, a bias of another dtype) takes
         // Burn's path: this one only ever runs when every operand is what it assumes.
-        let bias = match &linear.bias {
+        let bias = match bias {
             None => None,
-            Some(b) => match to_flex::<B, 1>(b.val()).ok().filter(|b| b.dtype() == DType::BF16).and_then(|b| bf16_values(&b)) {
+            Some(b) => match to_flex::<B, 1>(b.clone()).ok().filter(|b| b.dtype() == DType::BF16).and_then(|b| bf16_values(&b)) {
                 Some(values) if values.len() == n => Some(values),
                 _ => return Err(x),
             },
@@ -156,7 +195,7 @@ mod flex {
         }
         let x = to_flex(x)?;
         let Some(input) = bf16_values(&x) else { return Err(from_flex(x)) };
-        let Some(packed) = packed(linear, &weight, k, n) else { return Err(from_flex(x)) };
+        let Some(packed) = packed(slot, &weight, layout, k, n) else { return Err(from_flex(x)) };
         let rows = dims[..D - 1].iter().product::<usize>();
         let mut out = vec![0f32; rows * n];
         if robovlm_kernels::matmul(&input, rows, &packed, &mut out).is_err() {
@@ -173,14 +212,27 @@ mod flex {
     }
 
     /// The packed weight for `weight`'s current storage, packing it now if it changed.
-    fn packed<B: Backend>(linear: &Linear<B>, weight: &FlexTensor, k: usize, n: usize) -> Option<Arc<PackedBf16>> {
+    fn packed(
+        slot: &PackedWeight,
+        weight: &FlexTensor,
+        layout: WeightLayout,
+        k: usize,
+        n: usize,
+    ) -> Option<Arc<PackedBf16>> {
         let source = weight.data_arc();
-        let mut slot = linear.packed.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(p) = slot.as_ref().filter(|p| std::ptr::eq(p.source.as_ptr(), Arc::as_ptr(&source))) {
+        let mut slot = slot.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = |p: &&Packed| std::ptr::eq(p.source.as_ptr(), Arc::as_ptr(&source)) && p.layout == layout;
+        if let Some(p) = slot.as_ref().filter(current) {
             return Some(p.weights.clone());
         }
-        let weights = Arc::new(PackedBf16::from_kn(&bf16_values(weight)?, k, n).ok()?);
-        *slot = Some(Packed { source: Arc::downgrade(&source), weights: weights.clone() });
+        // Straight from the bf16 storage: no f32 copy of the matrix (2 GB for a 257k vocabulary).
+        let contiguous = if weight.is_contiguous() { weight.clone() } else { weight.to_contiguous() };
+        let values = contiguous.as_slice::<bf16>()?;
+        let weights = Arc::new(match layout {
+            WeightLayout::InOut => PackedBf16::from_kn_bf16(values, k, n).ok()?,
+            WeightLayout::OutIn => PackedBf16::from_nk_bf16(values, n, k).ok()?,
+        });
+        *slot = Some(Packed { source: Arc::downgrade(&source), layout, weights: weights.clone() });
         Some(weights)
     }
 }
@@ -245,5 +297,36 @@ mod tests {
         let x = Tensor::<Flex, 2>::ones([3, 8], &device);
         assert!(linear.fast(x.clone()).is_err());
         assert_eq!(linear.forward(x.clone()).into_data(), burn_layer.forward(x).into_data());
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tied_tests {
+    use burn::prelude::*;
+    use burn::tensor::DType;
+    use burn_flex::Flex;
+
+    use super::{PackedWeight, WeightLayout};
+
+    /// `x · Wᵀ` for a `[d_output, d_input]` table (tied embeddings) equals Burn's product.
+    #[test]
+    fn out_in_layout_multiplies_by_the_transpose() {
+        let device = Default::default();
+        let grid = |n: usize, s: usize| -> Vec<f32> { (0..n).map(|i| ((i * 13 + s) % 17) as f32 / 8.0 - 1.0).collect() };
+        let table = Tensor::<Flex, 2>::from_data(TensorData::new(grid(50 * 24, 1), [50, 24]), &device);
+        let x = Tensor::<Flex, 3>::from_data(TensorData::new(grid(2 * 24, 2), [1, 2, 24]), &device);
+        let want = x.clone().matmul(table.clone().transpose().unsqueeze()).into_data().to_vec::<f32>().unwrap();
+        let slot = PackedWeight::default();
+        let (xb, tb) = (x.cast(DType::BF16), table.cast(DType::BF16));
+        match slot.matmul(xb, &tb, WeightLayout::OutIn, None) {
+            Ok(y) => {
+                assert_eq!(y.dims(), [1, 2, 50]);
+                let got = y.cast(DType::F32).into_data().to_vec::<f32>().unwrap();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= w.abs() * 2f32.powi(-8) + 1e-6, "{g} vs {w}");
+                }
+            }
+            Err(_) => assert_ne!(robovlm_kernels::Isa::best(), robovlm_kernels::Isa::Avx512Bf16),
+        }
     }
 }
