@@ -1,9 +1,8 @@
 //! Gemma's gated feed-forward block.
 
 use burn::nn::LinearConfig;
-use robovlm_ops::Linear;
 use burn::prelude::*;
-use robovlm_ops::gelu_tanh;
+use robovlm_ops::{Linear, gelu_tanh_mul};
 
 use crate::row_matmul;
 
@@ -31,7 +30,8 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`, returns: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = gelu_tanh(row_matmul::linear(&self.gate_proj, x.clone()));
-        row_matmul::linear(&self.down_proj, gate * row_matmul::linear(&self.up_proj, x))
+        let gate = row_matmul::linear(&self.gate_proj, x.clone());
+        let up = row_matmul::linear(&self.up_proj, x);
+        row_matmul::linear(&self.down_proj, gelu_tanh_mul(gate, up))
     }
 }

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod cpu;
+mod elementwise;
 mod error;
 mod gemm;
 mod kernel;
@@ -9,6 +10,7 @@ mod packed;
 mod peak;
 
 pub use cpu::CpuFeatures;
+pub use elementwise::{gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};
 pub use gemm::{Isa, matmul, matmul_with};
 pub use packed::PackedBf16;

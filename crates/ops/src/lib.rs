@@ -2,11 +2,13 @@
 #![warn(missing_docs)]
 
 mod attention;
+#[cfg(feature = "flex")]
+mod flex;
 mod gelu;
 mod linear;
 mod norm;
 
 pub use attention::{attention, attention_with};
-pub use gelu::gelu_tanh;
+pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout};
 pub use norm::layer_norm;

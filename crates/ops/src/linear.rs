@@ -119,50 +119,15 @@ impl std::fmt::Debug for PackedWeight {
 
 #[cfg(feature = "flex")]
 mod flex {
-    use std::any::Any;
     use std::sync::Arc;
 
     use burn::prelude::*;
-    use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
-    use burn_flex::{FlexTensor, Layout};
-    use robovlm_kernels::{Isa, PackedBf16};
+    use burn::tensor::{DType, bf16};
+    use burn_flex::FlexTensor;
+    use robovlm_kernels::PackedBf16;
 
     use super::{Packed, PackedWeight, WeightLayout};
-
-    /// Whether the packed kernels may run: AVX-512 BF16 present (the portable kernel is slower
-    /// than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
-    fn enabled() -> bool {
-        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ENABLED.get_or_init(|| {
-            Isa::best() == Isa::Avx512Bf16 && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
-        })
-    }
-
-    fn to_flex<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
-        let primitive = match x.into_primitive() {
-            TensorPrimitive::Float(p) => p,
-            quantized => return Err(Tensor::from_primitive(quantized)),
-        };
-        let any: Box<dyn Any> = Box::new(primitive);
-        match any.downcast::<FlexTensor>() {
-            Ok(flex) => Ok(*flex),
-            Err(any) => Err(Tensor::from_primitive(TensorPrimitive::Float(
-                *any.downcast::<B::FloatTensorPrimitive>().expect("the primitive we boxed"),
-            ))),
-        }
-    }
-
-    fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Tensor<B, D> {
-        let any: Box<dyn Any> = Box::new(flex);
-        let primitive = any.downcast::<B::FloatTensorPrimitive>().expect("B's float primitive is FlexTensor");
-        Tensor::from_primitive(TensorPrimitive::Float(*primitive))
-    }
-
-    /// The values of a bf16 tensor in row-major order, as f32 (exact).
-    fn bf16_values(t: &FlexTensor) -> Option<Vec<f32>> {
-        let t = if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
-        Some(t.as_slice::<bf16>()?.iter().map(|v| v.to_f32()).collect())
-    }
+    use crate::flex::{bf16_tensor, bf16_values, enabled, from_flex, to_flex};
 
     pub(super) fn matmul<B: Backend, const D: usize>(
         slot: &PackedWeight,
@@ -207,8 +172,7 @@ mod flex {
         let out: Vec<bf16> = out.into_iter().map(bf16::from_f32).collect();
         let mut shape = dims;
         shape[D - 1] = n;
-        let y = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(shape)), DType::BF16);
-        Ok(from_flex(y))
+        Ok(from_flex(bf16_tensor(out, shape)))
     }
 
     /// The packed weight for `weight`'s current storage, packing it now if it changed.

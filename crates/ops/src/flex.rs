@@ -1,0 +1,61 @@
+//! The bridge from generic Burn tensors to Flex's storage, for the CPU fast paths
+//! (`robovlm-kernels`). Only compiled with the `flex` feature.
+//!
+//! A tensor's backend primitive is downcast (`Any`, no `unsafe`) to `FlexTensor`; on any other
+//! backend the tensor comes back untouched and the caller takes Burn's path.
+
+use std::any::Any;
+use std::sync::OnceLock;
+
+use burn::prelude::*;
+use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
+use burn_flex::{FlexTensor, Layout};
+use robovlm_kernels::{CpuFeatures, Isa};
+
+/// Whether the fast paths may run: AVX-512 BF16 present (without it the portable kernels are
+/// slower than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
+pub(crate) fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        Isa::best() == Isa::Avx512Bf16
+            && CpuFeatures::get().avx512f
+            && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
+    })
+}
+
+/// The Flex tensor inside `x`, or `x` back when it is another backend's (or quantized).
+pub(crate) fn to_flex<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+    let primitive = match x.into_primitive() {
+        TensorPrimitive::Float(p) => p,
+        quantized => return Err(Tensor::from_primitive(quantized)),
+    };
+    let any: Box<dyn Any> = Box::new(primitive);
+    match any.downcast::<FlexTensor>() {
+        Ok(flex) => Ok(*flex),
+        Err(any) => Err(Tensor::from_primitive(TensorPrimitive::Float(
+            *any.downcast::<B::FloatTensorPrimitive>().expect("the primitive we boxed"),
+        ))),
+    }
+}
+
+/// Back to a `Tensor<B, D>`; only called with tensors `to_flex` produced, so `B` is Flex.
+pub(crate) fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Tensor<B, D> {
+    let any: Box<dyn Any> = Box::new(flex);
+    let primitive = any.downcast::<B::FloatTensorPrimitive>().expect("B's float primitive is FlexTensor");
+    Tensor::from_primitive(TensorPrimitive::Float(*primitive))
+}
+
+/// `t` with a row-major layout and no offset, so [`FlexTensor::as_slice`] sees every value.
+pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.is_contiguous() { t.clone() } else { t.to_contiguous() }
+}
+
+/// The values of a bf16 tensor in row-major order, as f32 (exact).
+pub(crate) fn bf16_values(t: &FlexTensor) -> Option<Vec<f32>> {
+    Some(contiguous(t).as_slice::<bf16>()?.iter().map(|v| v.to_f32()).collect())
+}
+
+/// A new row-major bf16 Flex tensor.
+pub(crate) fn bf16_tensor<const D: usize>(values: Vec<bf16>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::BF16)
+}
