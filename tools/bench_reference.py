@@ -6,6 +6,10 @@ Needs: torch, transformers (CPU is enough). Random weights: nothing is downloade
 
     python tools/bench_reference.py --preset paligemma-3b-224 --vision-layers 4 --text-layers 2 --json
 
+--dtype bf16 runs everything in bfloat16 as RoboVLMs does (`precision: bf16`: backbone, LSTM and
+heads; pixels and the action token too) — PyTorch's fastest CPU mode where the CPU has bf16
+dot products (AVX-512 BF16 / AMX, through oneDNN). --dtype f32 (default) is float32.
+
 What each key measures (medians over --iters after --warmup untimed runs):
 - image_encode_ms: pixel values [1,3,224,224] -> image features [1,256,2048]
   (`get_image_features`: SigLIP tower, projector, / sqrt(hidden)).
@@ -17,7 +21,7 @@ What each key measures (medians over --iters after --warmup untimed runs):
 - prefill_ms: 256 image tokens + P text tokens (image features precomputed) -> Gemma forward
   with the KV cache -> logits of the last position -> argmax.
 - decode_tokens_per_s: D greedy steps with the KV cache after the prefill.
-- load_ms: `from_pretrained` of --model (float32).
+- load_ms: `from_pretrained` of --model (in --dtype).
 - peak_rss_mb: peak resident set size of the process (ru_maxrss).
 """
 
@@ -42,6 +46,7 @@ def parse_args():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help="precision of the whole run")
     p.add_argument("--json", action="store_true")
     return p.parse_args()
 
@@ -117,16 +122,17 @@ def main():
     from transformers import PaliGemmaForConditionalGeneration
 
     torch.set_num_threads(args.threads)
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(0)
     report = dict.fromkeys(
         ["image_encode_ms", "control_step_ms", "prefill_ms", "decode_tokens_per_s", "load_ms", "peak_rss_mb"]
     )
     if args.model:
         start = time.perf_counter()
-        model = PaliGemmaForConditionalGeneration.from_pretrained(args.model, torch_dtype=torch.float32)
+        model = PaliGemmaForConditionalGeneration.from_pretrained(args.model, torch_dtype=dtype)
         report["load_ms"] = (time.perf_counter() - start) * 1e3
     else:
-        model = PaliGemmaForConditionalGeneration(preset_config(args)).to(torch.float32)
+        model = PaliGemmaForConditionalGeneration(preset_config(args)).to(dtype)
     model.eval()
     cfg = model.config
     text_cfg = cfg.text_config
@@ -143,24 +149,24 @@ def main():
 
     if args.iters > 0:
         with torch.inference_mode():
-            pixels = lambda: torch.rand(1, 3, size, size) * 2 - 1  # noqa: E731
+            pixels = lambda: (torch.rand(1, 3, size, size) * 2 - 1).to(dtype)  # noqa: E731
             report["image_encode_ms"] = median_ms(args.warmup, args.iters, lambda: image_features(model, pixels()))
 
             # Control step.
             l = max(args.instruction_tokens, 2)
             text = ids(l, 1)
-            action_token = torch.randn(d)
-            lstm = torch.nn.LSTM(d, 1024, num_layers=4, batch_first=True)
+            action_token = torch.randn(d, dtype=dtype)
+            lstm = torch.nn.LSTM(d, 1024, num_layers=4, batch_first=True).to(dtype)
 
             def mlp(out, tanh):
                 layers = [torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 512), torch.nn.ReLU()]
                 layers += [torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, out)]
-                return torch.nn.Sequential(*layers, *([torch.nn.Tanh()] if tanh else []))
+                return torch.nn.Sequential(*layers, *([torch.nn.Tanh()] if tanh else [])).to(dtype)
 
             arm_head, gripper_head = mlp(6, True), mlp(1, False)
-            history = [torch.randn(1, 1, d) for _ in range(8)]
+            history = [torch.randn(1, 1, d, dtype=dtype) for _ in range(8)]
             seq = l + n_image + 1
-            full_mask = torch.zeros(1, 1, seq, seq)
+            full_mask = torch.zeros(1, 1, seq, seq, dtype=dtype)
 
             def control_step():
                 emb = embed(text)
@@ -171,7 +177,7 @@ def main():
                 del history[:-8]
                 out, _ = lstm(torch.cat(history, 1))
                 last = out[:, -1:]
-                return arm_head(last).numpy(), gripper_head(last).numpy()
+                return arm_head(last).float().numpy(), gripper_head(last).float().numpy()
 
             report["control_step_ms"] = median_ms(args.warmup, args.iters, control_step)
 

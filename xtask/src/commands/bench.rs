@@ -1,8 +1,11 @@
 //! `cargo xtask bench`: `robovlm bench --json` and `tools/bench_reference.py --json` (PyTorch +
-//! transformers) on the same shapes, one after the other, and the ratio table.
+//! transformers) on the same shapes, each side in each precision (`--dtypes`,
+//! `--reference-dtypes`), one run after the other, and the table.
 //!
-//! Ratios are ours ÷ PyTorch for times (≤ 1.0: we are at least as fast) and PyTorch ÷ ours for
-//! decode tokens/s (≤ 1.0 likewise), so every column reads the same way.
+//! The ratio compares each side's *best* precision per metric (what a user would pick): ours ÷
+//! PyTorch for times and memory (≤ 1.0: we are at least as good) and PyTorch ÷ ours for decode
+//! tokens/s (≤ 1.0 likewise), so every column reads the same way. The CPU model and the
+//! features that decide the kernels (avx2, avx512f, avx512_bf16, amx_bf16) head the table.
 
 use std::path::PathBuf;
 
@@ -38,6 +41,13 @@ pub struct Args {
     /// Backend of the robovlm side (the binary is built with it, release profile).
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Precisions of the robovlm side, comma-separated (`f32`, `f16`, `bf16`).
+    #[arg(long, default_value = "f32,bf16", value_delimiter = ',')]
+    dtypes: Vec<String>,
+    /// Precisions of the PyTorch side, comma-separated (`f32`, `bf16`; bf16 is PyTorch's fastest
+    /// CPU mode and the precision RoboVLMs runs).
+    #[arg(long, default_value = "f32,bf16", value_delimiter = ',')]
+    reference_dtypes: Vec<String>,
     /// Python with torch and transformers installed.
     #[arg(long, env = "ROBOVLM_BENCH_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -97,24 +107,29 @@ pub fn run(args: Args) -> Result<bool> {
         ("--iters", args.iters),
         ("--warmup", args.warmup),
     ];
-    let mut ours = tool(&bin);
-    ours.args(["bench", "--json", "--backend", &args.backend]).args(&source);
-    for (flag, v) in shape {
-        ours.args([flag, &v.to_string()]);
-    }
-    let ours = run_json(ours, "robovlm bench")?;
-    let reference = if args.no_reference {
-        None
-    } else {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut py = tool(&args.python);
-        py.arg(workspace_root().join("tools/bench_reference.py"));
-        py.args(["--json", "--threads", &threads.to_string()]).args(&source);
+    let mut ours = Vec::new();
+    for dtype in &args.dtypes {
+        let mut cmd = tool(&bin);
+        cmd.args(["bench", "--json", "--backend", &args.backend, "--dtype", dtype]).args(&source);
         for (flag, v) in shape {
-            py.args([flag, &v.to_string()]);
+            cmd.args([flag, &v.to_string()]);
         }
-        Some(run_json(py, "tools/bench_reference.py")?)
-    };
+        ours.push((format!("robovlm {dtype}"), run_json(cmd, &format!("robovlm bench --dtype {dtype}"))?));
+    }
+    let mut reference = Vec::new();
+    if !args.no_reference {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        for dtype in &args.reference_dtypes {
+            let mut py = tool(&args.python);
+            py.arg(workspace_root().join("tools/bench_reference.py"));
+            py.args(["--json", "--threads", &threads.to_string(), "--dtype", dtype]).args(&source);
+            for (flag, v) in shape {
+                py.args([flag, &v.to_string()]);
+            }
+            reference.push((format!("pytorch {dtype}"), run_json(py, &format!("tools/bench_reference.py --dtype {dtype}"))?));
+        }
+    }
+    println!("CPU: {}", cpu_summary());
     match &args.model {
         Some(dir) => println!(
             "{}, P={} D={}, medians of {} (backend {})",
@@ -129,14 +144,21 @@ pub fn run(args: Args) -> Result<bool> {
             args.vision_layers, args.text_layers, args.instruction_tokens, args.decode_tokens, args.iters, args.backend
         ),
     }
-    println!("{:<22}{:>12}{:>12}{:>8}", "metric", "robovlm", "pytorch", "ratio");
+    let columns: Vec<&(String, Value)> = ours.iter().chain(&reference).collect();
+    print!("{:<22}", "metric");
+    for (name, _) in &columns {
+        print!("{name:>14}");
+    }
+    println!("{:>14}", "best ÷ best");
     let (mut all_ok, mut any_timed) = (true, false);
     for key in KEYS {
-        let a = ours.get(key).and_then(Value::as_f64);
-        let b = reference.as_ref().and_then(|r| r.get(key)).and_then(Value::as_f64);
-        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-        let ratio = match (a, b) {
-            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(if key == "decode_tokens_per_s" { b / a } else { a / b }),
+        let higher_is_better = key == "decode_tokens_per_s";
+        let value = |r: &Value| r.get(key).and_then(Value::as_f64).filter(|v| *v > 0.0);
+        let best = |side: &[(String, Value)]| {
+            side.iter().filter_map(|(_, r)| value(r)).reduce(|a, b| if (a > b) == higher_is_better { a } else { b })
+        };
+        let ratio = match (best(&ours), best(&reference)) {
+            (Some(a), Some(b)) => Some(if higher_is_better { b / a } else { a / b }),
             _ => None,
         };
         let timed = key != "peak_rss_mb" && key != "load_ms";
@@ -144,28 +166,46 @@ pub fn run(args: Args) -> Result<bool> {
             any_timed = true;
             all_ok &= r <= 1.0;
         }
-        println!(
-            "{key:<22}{:>12}{:>12}{:>8}",
-            show(a),
-            show(b),
-            ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}"))
-        );
+        print!("{key:<22}");
+        for (_, r) in &columns {
+            print!("{:>14}", value(r).map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")));
+        }
+        println!("{:>14}", ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}")));
     }
     if let Some(dir) = &args.model {
         let mib = checkpoint_bytes(dir)? as f64 / (1u64 << 20) as f64;
-        let per = |r: Option<&Value>| r.and_then(|r| r.get("peak_rss_mb")).and_then(Value::as_f64).map(|m| m / mib);
-        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
-        println!(
-            "peak RSS ÷ checkpoint size ({mib:.0} MiB): robovlm {}  pytorch {}",
-            show(per(Some(&ours))),
-            show(per(reference.as_ref()))
-        );
+        let per = |r: &Value| r.get("peak_rss_mb").and_then(Value::as_f64).map(|m| m / mib);
+        let shown: Vec<String> = columns
+            .iter()
+            .map(|(name, r)| format!("{name} {}", per(r).map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))))
+            .collect();
+        println!("peak RSS ÷ checkpoint size ({mib:.0} MiB): {}", shown.join(", "));
     }
     println!(
-        "ratio: ours ÷ PyTorch for times and memory, PyTorch ÷ ours for tokens/s (≤ 1.00: robovlm at least as good)"
+        "best ÷ best: each side's best precision per metric; ours ÷ PyTorch for times and memory, PyTorch ÷ ours \
+         for tokens/s (≤ 1.00: robovlm at least as good)"
     );
     if any_timed {
         println!("{}", if all_ok { "every timed ratio ≤ 1.00" } else { "some timed ratios > 1.00" });
     }
     Ok(true)
+}
+
+/// `model name (flags)` from `/proc/cpuinfo`, with the flags the kernels care about.
+fn cpu_summary() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines().find_map(|l| l.strip_prefix(name)?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"];
+    let (present, absent): (Vec<&str>, Vec<&str>) = wanted.iter().partition(|f| has(f));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    format!(
+        "{} ({threads} threads; has: {}; lacks: {})",
+        field("model name").unwrap_or_else(|| "unknown".into()),
+        if present.is_empty() { "-".into() } else { present.join(" ") },
+        if absent.is_empty() { "-".into() } else { absent.join(" ") }
+    )
 }
