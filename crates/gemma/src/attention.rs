@@ -3,9 +3,8 @@
 use burn::nn::LinearConfig;
 use robovlm_ops::Linear;
 use burn::prelude::*;
-use burn::tensor::DType;
 use burn::tensor::ops::AttentionModuleOptions;
-use robovlm_ops::attention_with;
+use robovlm_ops::attention_grouped;
 
 use crate::config::GemmaConfig;
 use crate::kv_cache::KvCache;
@@ -77,23 +76,10 @@ impl<B: Backend> Attention<B> {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
-        // The scores are f32 whatever the precision (robovlm_ops::attention); casting the
-        // `num_kv_heads` heads here, before the GQA repeat, converts `group`× less data than
-        // letting it cast the repeated ones — the whole KV cache, every decode step. No-op in f32.
-        let (k, v) = (k.cast(DType::F32), v.cast(DType::F32));
-        let keys = k.dims()[2];
-        // repeat_kv: query head i reads key/value head i / group (expand, not tile).
-        let group = h / kvh;
-        let repeat = |t: Tensor<B, 4>| {
-            if group == 1 {
-                t
-            } else {
-                t.unsqueeze_dim::<5>(2).expand([batch, kvh, group, keys, d]).reshape([batch, h, keys, d])
-            }
-        };
-        let bias = bias.map(|b| b.clone().expand([batch, h, seq, keys]));
+        // GQA (repeat_kv) and the f32 score island live in robovlm_ops (bf16 on Flex: one
+        // parallel kernel that reads the KV heads in place).
         let options = AttentionModuleOptions { scale: self.scale, softcap: self.softcap, is_causal: false };
-        let out = attention_with(q, repeat(k), repeat(v), bias, options);
+        let out = attention_grouped(q, k, v, bias.cloned(), options);
         row_matmul::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
     }
 }

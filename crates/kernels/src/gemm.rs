@@ -52,23 +52,74 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     let (k, n) = (weights.k(), weights.n());
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
-    let isa = if isa.available() { isa } else { Isa::Portable };
-    let pairs = weights.pairs();
-    let a = pack_lhs(lhs, m, k);
+    let a = pack_lhs(m, k, |i| bf16::from_f32(lhs[i]).to_bits());
     let out = SharedOut(out.as_mut_ptr());
-    // A job per panel: every job writes its own 32 columns of every row, so jobs never overlap.
+    run(isa, &a, m, weights, |j, m0, rows, cols, tile| {
+        // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
+        // m × n above) and written by this job only.
+        unsafe { tile(out.at(m0 * n + j * NR), n) };
+        let _ = (rows, cols);
+    });
+    Ok(())
+}
+
+/// `out[m, n] = bf16(Σ_k lhs[m, k] · W[k, n] + bias[n])` with bf16 activations in and out:
+/// what a bf16 `nn.Linear` computes (f32 sums, one rounding at the end), without f32 copies of
+/// either activation — the conversion and the bias happen in each thread's own tiles.
+///
+/// # Shapes
+/// - `lhs`: `[m, k]`, `weights`: `[k, n]` (packed), `bias`: `[n]`, `out`: `[m, n]`.
+pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[f32]>, out: &mut [bf16]) -> Result<()> {
+    let (k, n) = (weights.k(), weights.n());
+    check("lhs", lhs.len(), m, k)?;
+    check("out", out.len(), m, n)?;
+    if let Some(bias) = bias {
+        check("bias", bias.len(), 1, n)?;
+    }
+    let a = pack_lhs(m, k, |i| lhs[i].to_bits());
+    let out = SharedOut(out.as_mut_ptr().cast::<f32>());
+    run(Isa::best(), &a, m, weights, |j, m0, rows, cols, tile| {
+        let mut scratch = [0f32; MR * NR];
+        // The scratch holds `rows ≤ MR` rows of NR values (the destination `run` requires).
+        tile(scratch.as_mut_ptr(), NR);
+        let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
+        for r in 0..rows {
+            // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values, checked
+            // above) belong to this job only.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
+            let acc = &scratch[r * NR..r * NR + cols];
+            match bias {
+                Some(b) => row.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = bf16::from_f32(a + b)),
+                None => row.iter_mut().zip(acc).for_each(|(o, a)| *o = bf16::from_f32(*a)),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The parallel driver shared by both entry points: a job per 32-column panel (jobs never
+/// overlap), row blocks of `MR` inside. `store(j, m0, rows, cols, tile)` receives a function that
+/// runs the micro-kernel into a destination pointer with a row stride; `store` must only pass a
+/// destination valid for `rows` rows of `cols` values at that stride and owned by this job
+/// (private: both callers do, see their SAFETY notes).
+fn run<S>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, store: S)
+where
+    S: Fn(usize, usize, usize, usize, &dyn Fn(*mut f32, usize)) + Sync,
+{
+    let isa = if isa.available() { isa } else { Isa::Portable };
+    let (pairs, n) = (weights.pairs(), weights.n());
     (0..weights.panels()).into_par_iter().for_each(|j| {
         let panel = weights.panel(j);
         let cols = NR.min(n - j * NR);
         for m0 in (0..m).step_by(MR) {
             let rows = MR.min(m - m0);
             let block = &a[m0 * pairs..(m0 + rows) * pairs];
-            // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
-            // m × n above) and written by this job only.
-            unsafe { call_tile(isa, pairs, rows, block, panel, out.at(m0 * n + j * NR), n, cols) };
+            // SAFETY (of the call inside): `store` passes a destination valid for `rows` rows of
+            // `cols` values at stride `ldc`, owned by this job.
+            let tile = |c: *mut f32, ldc: usize| unsafe { call_tile(isa, pairs, rows, block, panel, c, ldc, cols) };
+            store(j, m0, rows, cols, &tile);
         }
     });
-    Ok(())
 }
 
 /// Dispatches one tile to the kernel for `rows` (a const generic on the AVX-512 path, so its
@@ -120,9 +171,10 @@ unsafe fn call_tile(
     }
 }
 
-/// Rounds `lhs` to bf16 pairs, in blocks of `MR` rows: block `b` holds `[pair][row]`, so a tile
-/// reads its broadcasts sequentially. An odd `k` is padded with zero.
-fn pack_lhs(lhs: &[f32], m: usize, k: usize) -> Vec<u32> {
+/// Packs the left operand (`bits(i)`: the bf16 bits of element `i` of the row-major `[m, k]`
+/// matrix) as pairs, in blocks of `MR` rows: block `b` holds `[pair][row]`, so a tile reads its
+/// broadcasts sequentially. An odd `k` is padded with zero.
+fn pack_lhs(m: usize, k: usize, bits: impl Fn(usize) -> u16 + Sync) -> Vec<u32> {
     let pairs = k.div_ceil(2);
     let mut a = vec![0u32; m * pairs];
     if a.is_empty() {
@@ -131,10 +183,10 @@ fn pack_lhs(lhs: &[f32], m: usize, k: usize) -> Vec<u32> {
     a.par_chunks_mut(MR * pairs).enumerate().for_each(|(b, block)| {
         let rows = block.len() / pairs;
         for r in 0..rows {
-            let row = &lhs[(b * MR + r) * k..(b * MR + r + 1) * k];
+            let row = (b * MR + r) * k;
             for p in 0..pairs {
-                let even = bf16::from_f32(row[2 * p]).to_bits();
-                let odd = row.get(2 * p + 1).map_or(0, |v| bf16::from_f32(*v).to_bits());
+                let even = bits(row + 2 * p);
+                let odd = if 2 * p + 1 < k { bits(row + 2 * p + 1) } else { 0 };
                 block[p * rows + r] = u32::from(even) | (u32::from(odd) << 16);
             }
         }
@@ -167,5 +219,14 @@ impl SharedOut {
     unsafe fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: the caller's contract.
         unsafe { self.0.add(offset) }
+    }
+
+    /// The same output seen as bf16 values (`matmul_bf16` stores its pointer here).
+    ///
+    /// # Safety
+    /// `offset` (in bf16 values) must lie inside the output.
+    unsafe fn at_bf16(self, offset: usize) -> *mut bf16 {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.cast::<bf16>().add(offset) }
     }
 }

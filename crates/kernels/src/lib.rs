@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod attention;
 mod cpu;
 mod elementwise;
 mod error;
@@ -9,10 +10,11 @@ mod kernel;
 mod packed;
 mod peak;
 
+pub use attention::{AttentionBias, AttentionShape, attention_bf16};
 pub use cpu::CpuFeatures;
 pub use elementwise::{gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};
-pub use gemm::{Isa, matmul, matmul_with};
+pub use gemm::{Isa, matmul, matmul_bf16, matmul_with};
 pub use packed::PackedBf16;
 pub use peak::{PeakKind, peak_gflops};
 /// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).

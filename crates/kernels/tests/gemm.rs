@@ -3,7 +3,7 @@
 //! tiny `k`, partial and single-column panels, and model-sized products.
 
 use half::bf16;
-use robovlm_kernels::{CpuFeatures, Error, Isa, PackedBf16, matmul, matmul_with};
+use robovlm_kernels::{CpuFeatures, Error, Isa, PackedBf16, matmul, matmul_bf16, matmul_with};
 
 /// Deterministic values in [-2, 2) with varied magnitudes, from a xorshift stream.
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -118,4 +118,28 @@ fn operands_of_the_wrong_size_are_refused() {
     assert!(matches!(matmul(&[], usize::MAX, &packed, &mut out), Err(Error::Shape { .. })));
     // No rows is a valid, empty product.
     matmul(&[], 0, &packed, &mut []).unwrap();
+}
+
+/// bf16 in, bias, bf16 out: exactly the f32 product plus the bias, rounded once.
+#[test]
+fn bf16_activations_equal_the_f32_path_rounded_once() {
+    for &(m, k, n) in SHAPES {
+        let lhs: Vec<bf16> = values(m * k, 7 + m as u64).into_iter().map(bf16::from_f32).collect();
+        let bias = values(n, 11);
+        let packed = PackedBf16::from_kn(&values(k * n, 13 + k as u64), k, n).unwrap();
+        let mut f32_out = vec![0.0; m * n];
+        let widened: Vec<f32> = lhs.iter().map(|v| v.to_f32()).collect();
+        matmul(&widened, m, &packed, &mut f32_out).unwrap();
+        for with_bias in [false, true] {
+            let mut out = vec![bf16::ZERO; m * n];
+            matmul_bf16(&lhs, m, &packed, with_bias.then_some(&bias[..]), &mut out).unwrap();
+            for (i, (o, f)) in out.iter().zip(&f32_out).enumerate() {
+                let want = bf16::from_f32(f + if with_bias { bias[i % n] } else { 0.0 });
+                assert_eq!(*o, want, "m={m} k={k} n={n} bias={with_bias} at {i}");
+            }
+        }
+    }
+    let packed = PackedBf16::from_kn(&[1.0; 6], 3, 2).unwrap();
+    let mut out = [bf16::ZERO; 2];
+    assert!(matmul_bf16(&[bf16::ZERO; 3], 1, &packed, Some(&[0.0; 3]), &mut out).is_err());
 }

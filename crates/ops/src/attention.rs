@@ -37,10 +37,126 @@ pub fn attention_with<B: Backend>(
     bias: Option<Tensor<B, 4>>,
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options.clone()) {
+        Ok(out) => return out,
+        Err(operands) => operands,
+    };
     let dtype = q.dtype();
     let f32 = DType::F32;
     let out = module::attention(q.cast(f32), k.cast(f32), v.cast(f32), None, bias.map(|b| b.cast(f32)), options);
     out.cast(dtype)
+}
+
+/// [`attention_with`] for grouped-query attention: `k` and `v` have `kv_heads` heads, query head
+/// `h` reads key/value head `h / (heads / kv_heads)` (transformers' `repeat_kv`), and `bias` may
+/// be broadcast over heads (`[batch, 1, queries, keys]`).
+///
+/// On Flex in bf16 (a CPU with AVX-512 BF16) this is one parallel kernel that never repeats the
+/// key/value heads (`robovlm_kernels::attention_bf16`: f32 scores and softmax, probabilities
+/// rounded to bf16 as transformers' eager attention does). Elsewhere k and v are cast to f32
+/// *before* the repeat (`group`× less data converted: the whole KV cache every decode step),
+/// then [`attention_with`].
+///
+/// # Shapes
+/// - `q`: `[batch, heads, queries, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]`
+/// - `bias`: `[batch, 1 or heads, queries, keys]`; returns `[batch, heads, queries, head_dim]`
+pub fn attention_grouped<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    options: AttentionModuleOptions,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options.clone()) {
+        Ok(out) => return out,
+        Err(operands) => operands,
+    };
+    let [batch, heads, queries, d] = q.dims();
+    let [_, kv_heads, keys, _] = k.dims();
+    let (k, v) = (k.cast(DType::F32), v.cast(DType::F32));
+    let group = heads / kv_heads.max(1);
+    let repeat = |t: Tensor<B, 4>| {
+        if group == 1 {
+            t
+        } else {
+            t.unsqueeze_dim::<5>(2).expand([batch, kv_heads, group, keys, d]).reshape([batch, heads, keys, d])
+        }
+    };
+    let bias = bias.map(|b| b.expand([batch, heads, queries, keys]));
+    attention_with(q, repeat(k), repeat(v), bias, options)
+}
+
+#[cfg(feature = "flex")]
+mod fast {
+    use burn::prelude::*;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{DType, bf16};
+    use robovlm_kernels::{AttentionBias, AttentionShape, attention_bf16};
+
+    use crate::flex::{bf16_tensor, contiguous, enabled, from_flex, to_flex};
+
+    type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 4>>);
+
+    /// The bf16 kernel when it applies (Flex, bf16 q/k/v, consistent shapes, no causal flag);
+    /// otherwise the operands back untouched.
+    pub(super) fn attention<B: Backend>(
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        bias: Option<Tensor<B, 4>>,
+        options: AttentionModuleOptions,
+    ) -> Result<Tensor<B, 4>, Operands<B>> {
+        let [batch, heads, queries, d] = q.dims();
+        let [kb, kv_heads, keys, kd] = k.dims();
+        let bias_ok = bias.as_ref().is_none_or(|b| {
+            let [bb, bh, bq, bk] = b.dims();
+            (bb == batch || bb == 1) && (bh == heads || bh == 1) && bq == queries && bk == keys
+        });
+        let applies = enabled()
+            && !options.is_causal
+            && [&q, &k, &v].iter().all(|t| t.dtype() == DType::BF16)
+            && kb == batch
+            && kd == d
+            && v.dims() == k.dims()
+            && kv_heads > 0
+            && heads % kv_heads == 0
+            && bias_ok;
+        if !applies {
+            return Err((q, k, v, bias));
+        }
+        let q = match to_flex(q) {
+            Ok(q) => contiguous(&q),
+            Err(q) => return Err((q, k, v, bias)),
+        };
+        // q is a Flex tensor, so B is Flex and the others convert too.
+        let (Ok(k), Ok(v)) = (to_flex(k), to_flex(v)) else { unreachable!("one backend per call") };
+        let (k, v) = (contiguous(&k), contiguous(&v));
+        let bias_values: Option<(Vec<f32>, [usize; 4])> = match bias {
+            None => None,
+            Some(b) => {
+                let dims = b.dims();
+                let Ok(b) = to_flex(b.cast(DType::F32)) else { unreachable!("one backend per call") };
+                contiguous(&b).as_slice::<f32>().map(|s| (s.to_vec(), dims))
+            }
+        };
+        let (Some(qs), Some(ks), Some(vs)) = (q.as_slice::<bf16>(), k.as_slice::<bf16>(), v.as_slice::<bf16>()) else {
+            unreachable!("contiguous bf16 tensors")
+        };
+        let tile = queries * keys;
+        let bias = bias_values.as_ref().map(|(values, [bb, bh, _, _])| AttentionBias {
+            values,
+            batch_stride: if *bb == 1 { 0 } else { bh * tile },
+            head_stride: if *bh == 1 { 0 } else { tile },
+        });
+        let shape = AttentionShape { batch, heads, kv_heads, queries, keys, head_dim: d };
+        let scale = options.scale.unwrap_or(1.0 / (d as f64).sqrt()) as f32;
+        let mut out = vec![bf16::ZERO; batch * heads * queries * d];
+        attention_bf16(qs, ks, vs, bias, shape, scale, options.softcap.map(|c| c as f32), &mut out)
+            .expect("shapes checked above");
+        Ok(from_flex(bf16_tensor(out, [batch, heads, queries, d])))
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +202,34 @@ mod tests {
         let w0 = 1.0 / (1.0 + (-2.0 * s).exp());
         let want = [w0, 1.0 - w0];
         assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+
+    /// bf16 on Flex: the grouped kernel (where it runs) equals the f32 path (repeat, f32
+    /// scores) to bf16's precision, with GQA, a soft-cap and a broadcast mask.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn bf16_grouped_attention_matches_the_f32_path() {
+        type F = burn_flex::Flex;
+        let d = Default::default();
+        let grid = |shape: [usize; 4], seed: usize| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| ((i * 31 + seed * 5) % 19) as f32 / 8.0 - 1.1).collect();
+            Tensor::<F, 4>::from_data(TensorData::new(v, shape), &d)
+        };
+        let (q, k, v) = (grid([2, 4, 3, 16], 1), grid([2, 2, 6, 16], 2), grid([2, 2, 6, 16], 3));
+        let mut mask = vec![0f32; 2 * 3 * 6];
+        mask.iter_mut().step_by(5).for_each(|m| *m = f32::MIN);
+        let bias = Tensor::<F, 4>::from_data(TensorData::new(mask, [2, 1, 3, 6]), &d);
+        let options = || AttentionModuleOptions { scale: Some(0.2), softcap: Some(3.0), is_causal: false };
+        let want = attention_grouped(q.clone(), k.clone(), v.clone(), Some(bias.clone()), options());
+        let half = |t: Tensor<F, 4>| t.cast(DType::BF16);
+        let fast = super::fast::attention(half(q.clone()), half(k.clone()), half(v.clone()), Some(bias.clone()), options());
+        assert_eq!(fast.is_ok(), robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16, "kernel taken iff the CPU has it");
+        let got = attention_grouped(half(q), half(k), half(v), Some(bias), options());
+        assert_eq!((got.dims(), got.dtype()), ([2, 4, 3, 16], DType::BF16));
+        let got = got.cast(DType::F32).into_data().to_vec::<f32>().unwrap();
+        for (g, w) in got.iter().zip(want.into_data().to_vec::<f32>().unwrap()) {
+            assert!((g - w).abs() <= 1e-2 * w.abs() + 1e-2, "{g} vs {w}");
+        }
     }
 }

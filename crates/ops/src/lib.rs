@@ -8,7 +8,7 @@ mod gelu;
 mod linear;
 mod norm;
 
-pub use attention::{attention, attention_with};
+pub use attention::{attention, attention_grouped, attention_with};
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout};
 pub use norm::layer_norm;

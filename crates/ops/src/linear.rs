@@ -127,7 +127,7 @@ mod flex {
     use robovlm_kernels::PackedBf16;
 
     use super::{Packed, PackedWeight, WeightLayout};
-    use crate::flex::{bf16_tensor, bf16_values, enabled, from_flex, to_flex};
+    use crate::flex::{bf16_tensor, bf16_values, contiguous, enabled, from_flex, to_flex};
 
     pub(super) fn matmul<B: Backend, const D: usize>(
         slot: &PackedWeight,
@@ -158,18 +158,17 @@ mod flex {
         if dims[D - 1] != k {
             return Err(x);
         }
-        let x = to_flex(x)?;
-        let Some(input) = bf16_values(&x) else { return Err(from_flex(x)) };
+        let x = contiguous(&to_flex(x)?);
         let Some(packed) = packed(slot, &weight, layout, k, n) else { return Err(from_flex(x)) };
         let rows = dims[..D - 1].iter().product::<usize>();
-        let mut out = vec![0f32; rows * n];
-        if robovlm_kernels::matmul(&input, rows, &packed, &mut out).is_err() {
+        let mut out = vec![bf16::ZERO; rows * n];
+        let done = match x.as_slice::<bf16>() {
+            Some(input) => robovlm_kernels::matmul_bf16(input, rows, &packed, bias.as_deref(), &mut out).is_ok(),
+            None => false,
+        };
+        if !done {
             return Err(from_flex(x));
         }
-        if let Some(bias) = bias {
-            out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b));
-        }
-        let out: Vec<bf16> = out.into_iter().map(bf16::from_f32).collect();
         let mut shape = dims;
         shape[D - 1] = n;
         Ok(from_flex(bf16_tensor(out, shape)))
