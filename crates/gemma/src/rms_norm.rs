@@ -29,10 +29,19 @@ impl<B: Backend> RmsNorm<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let weight = self.weight.val();
         let dtype = weight.dtype();
+        let scale = weight.cast(DType::F32).add_scalar(1.0);
+        // bf16 from the f32 residual stream on Flex: one fused, threaded pass.
+        let x = if dtype == DType::BF16 {
+            match robovlm_ops::rms_norm_to_bf16(x, &scale, self.eps) {
+                Ok(y) => return y,
+                Err(x) => x,
+            }
+        } else {
+            x
+        };
         let x = x.cast(DType::F32);
         let inv_rms = x.clone().powi_scalar(2).mean_dim(2).add_scalar(self.eps).sqrt().recip();
-        let scale = weight.cast(DType::F32).add_scalar(1.0).unsqueeze::<3>();
-        (x * inv_rms * scale).cast(dtype)
+        (x * inv_rms * scale.unsqueeze::<3>()).cast(dtype)
     }
 }
 

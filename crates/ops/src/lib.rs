@@ -11,4 +11,4 @@ mod norm;
 pub use attention::{attention, attention_grouped, attention_with};
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout};
-pub use norm::layer_norm;
+pub use norm::{layer_norm, rms_norm_to_bf16};
