@@ -1,9 +1,9 @@
 //! Grouped-query self-attention of a Gemma layer, with RoPE and an optional KV cache.
 
 use burn::nn::LinearConfig;
-use robovlm_ops::Linear;
 use burn::prelude::*;
 use burn::tensor::ops::AttentionModuleOptions;
+use robovlm_ops::Linear;
 use robovlm_ops::attention_grouped;
 
 use crate::config::GemmaConfig;

@@ -1,9 +1,9 @@
 //! The Gemma decoder: embedding → layers → final norm, plus logits through the (tied) head.
 
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
-use robovlm_ops::{Linear, PackedWeight, WeightLayout};
 use burn::prelude::*;
 use burn::tensor::DType;
+use robovlm_ops::{Linear, PackedWeight, WeightLayout};
 
 use crate::config::GemmaConfig;
 use crate::decoder_layer::DecoderLayer;

@@ -13,9 +13,9 @@
 //! summation order of the split-k partial sums changes (float rounding, well inside parity
 //! tolerances); on GPU backends the batched form is equally valid.
 
-use robovlm_ops::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
+use robovlm_ops::Linear;
 
 /// Number of independent products for a dimension of `n`: enough for common core counts,
 /// and 1 (no split) when `n` does not divide evenly.

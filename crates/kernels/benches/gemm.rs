@@ -54,9 +54,7 @@ fn gemm(c: &mut Criterion) {
         } else {
             Throughput::Elements((2 * m * k * n) as u64)
         });
-        g.bench_function(format!("bf16/{name}"), |b| {
-            b.iter(|| matmul(black_box(&lhs), m, &packed, &mut out).unwrap())
-        });
+        g.bench_function(format!("bf16/{name}"), |b| b.iter(|| matmul(black_box(&lhs), m, &packed, &mut out).unwrap()));
         // Flex f32 reads 4 bytes per weight: its GEMV throughput is reported in the same unit
         // (bytes of weights read), so the two are comparable by time, not by this number.
         g.throughput(if m == 1 {

@@ -68,7 +68,9 @@ pub fn attention_bf16(
     let (Some(q_len), Some(kv_len)) = (q_len, kv_len) else {
         return Err(Error::Shape { operand: "attention", shape: format!("{shape:?}") });
     };
-    for (operand, len, want) in [("q", q.len(), q_len), ("k", k.len(), kv_len), ("v", v.len(), kv_len), ("out", out.len(), q_len)] {
+    for (operand, len, want) in
+        [("q", q.len(), q_len), ("k", k.len(), kv_len), ("v", v.len(), kv_len), ("out", out.len(), q_len)]
+    {
         if len != want {
             return Err(Error::Length { operand, shape: format!("{shape:?}"), expected: want, got: len });
         }
@@ -81,7 +83,12 @@ pub fn attention_bf16(
             .and_then(|x| x.checked_add(tile))
             .unwrap_or(usize::MAX);
         if b.values.len() < last {
-            return Err(Error::Length { operand: "bias", shape: format!("{shape:?}"), expected: last, got: b.values.len() });
+            return Err(Error::Length {
+                operand: "bias",
+                shape: format!("{shape:?}"),
+                expected: last,
+                got: b.values.len(),
+            });
         }
     }
     if batch == 0 || queries == 0 {
@@ -204,7 +211,10 @@ mod tests {
                     for c in 0..12 {
                         let want: f64 = (0..7).map(|j| p[j] * v[(kv * 7 + j) * 12 + c].to_f64()).sum();
                         let got = out[((bi * 4 + h) * 5 + i) * 12 + c].to_f64();
-                        assert!((got - want).abs() <= 2f64.powi(-8) * want.abs() + 1e-5, "b{bi} h{h} q{i} c{c}: {got} vs {want}");
+                        assert!(
+                            (got - want).abs() <= 2f64.powi(-8) * want.abs() + 1e-5,
+                            "b{bi} h{h} q{i} c{c}: {got} vs {want}"
+                        );
                     }
                 }
             }

@@ -41,7 +41,8 @@ impl CpuFeatures {
         .map(|(_, name)| *name)
         .collect();
         let model = if self.model.is_empty() { "unknown CPU" } else { &self.model };
-        let flags = if flags.is_empty() { "none of avx2/avx512f/avx512_bf16/amx_bf16".to_string() } else { flags.join(" ") };
+        let flags =
+            if flags.is_empty() { "none of avx2/avx512f/avx512_bf16/amx_bf16".to_string() } else { flags.join(" ") };
         format!("{model} ({flags})")
     }
 }

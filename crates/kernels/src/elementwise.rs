@@ -87,7 +87,9 @@ pub(crate) fn exp(v: f32) -> f32 {
     let n = (v * LOG2_E + ROUND) - ROUND;
     let r = (v - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     p * scale
 }
@@ -132,7 +134,9 @@ mod tests {
     fn gelu_matches_the_tanh_formula() {
         for i in -2000..2000 {
             let x = i as f32 / 100.0;
-            let want = 0.5 * x as f64 * (1.0 + ((0.797_884_560_802_865_4 * (x as f64 + 0.044_715 * (x as f64).powi(3))).tanh()));
+            let want = 0.5
+                * x as f64
+                * (1.0 + ((0.797_884_560_802_865_4 * (x as f64 + 0.044_715 * (x as f64).powi(3))).tanh()));
             let got = gelu(x) as f64;
             assert!((got - want).abs() <= 4e-6 * want.abs() + 1e-12, "gelu({x}) = {got}, want {want}");
         }

@@ -16,8 +16,8 @@ pub use cpu::CpuFeatures;
 pub use elementwise::{gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};
 pub use gemm::{Isa, matmul, matmul_bf16, matmul_with};
+/// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).
+pub use half::bf16;
 pub use norm::{layer_norm_bf16, rms_norm_bf16};
 pub use packed::PackedBf16;
 pub use peak::{PeakKind, peak_gflops};
-/// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).
-pub use half::bf16;

@@ -54,8 +54,13 @@ pub fn layer_norm_bf16(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32
 
 /// The row width (`scale`'s length), after checking `x` and `out` hold whole rows of it.
 fn rows_of(x: usize, hidden: usize, out: usize) -> Result<usize> {
-    if hidden == 0 || x % hidden != 0 {
-        return Err(Error::Length { operand: "x", shape: format!("[rows, {hidden}]"), expected: x.next_multiple_of(hidden.max(1)), got: x });
+    if hidden == 0 || !x.is_multiple_of(hidden) {
+        return Err(Error::Length {
+            operand: "x",
+            shape: format!("[rows, {hidden}]"),
+            expected: x.next_multiple_of(hidden.max(1)),
+            got: x,
+        });
     }
     if out != x {
         return Err(Error::Length { operand: "out", shape: format!("[rows, {hidden}]"), expected: x, got: out });

@@ -109,7 +109,9 @@ fn check(len: usize, k: usize, n: usize) -> Result<()> {
     let expected = k.checked_mul(n).filter(|_| k > 0 && n > 0);
     match expected {
         None => Err(Error::Shape { operand: "weights", shape: shape() }),
-        Some(expected) if expected != len => Err(Error::Length { operand: "weights", shape: shape(), expected, got: len }),
+        Some(expected) if expected != len => {
+            Err(Error::Length { operand: "weights", shape: shape(), expected, got: len })
+        }
         Some(_) => Ok(()),
     }
 }

@@ -78,7 +78,7 @@ fn run(kind: PeakKind, iterations: u64) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m512, __m512bh, _mm512_dpbf16_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps, _mm512_set1_epi32,
+        __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps, _mm512_set1_epi32,
         _mm512_set1_ps,
     };
     use std::hint::black_box;
@@ -89,7 +89,7 @@ mod x86 {
     pub(super) fn bf16_dot(iterations: u64) -> f32 {
         // 0x3c00_3c00: the bf16 pair (2^-7, 2^-7); the sums stay finite and normal.
         // SAFETY: plain-data reinterpretation of a 512-bit integer vector.
-        let a = unsafe { std::mem::transmute::<_, __m512bh>(_mm512_set1_epi32(black_box(0x3c00_3c00))) };
+        let a = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(black_box(0x3c00_3c00))) };
         let mut acc = [_mm512_set1_ps(0.0); CHAINS];
         for _ in 0..iterations {
             for acc in &mut acc {

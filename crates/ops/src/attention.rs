@@ -38,7 +38,7 @@ pub fn attention_with<B: Backend>(
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options.clone()) {
+    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options) {
         Ok(out) => return out,
         Err(operands) => operands,
     };
@@ -69,7 +69,7 @@ pub fn attention_grouped<B: Backend>(
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options.clone()) {
+    let (q, k, v, bias) = match fast::attention(q, k, v, bias, options) {
         Ok(out) => return out,
         Err(operands) => operands,
     };
@@ -223,8 +223,13 @@ mod tests {
         let options = || AttentionModuleOptions { scale: Some(0.2), softcap: Some(3.0), is_causal: false };
         let want = attention_grouped(q.clone(), k.clone(), v.clone(), Some(bias.clone()), options());
         let half = |t: Tensor<F, 4>| t.cast(DType::BF16);
-        let fast = super::fast::attention(half(q.clone()), half(k.clone()), half(v.clone()), Some(bias.clone()), options());
-        assert_eq!(fast.is_ok(), robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16, "kernel taken iff the CPU has it");
+        let fast =
+            super::fast::attention(half(q.clone()), half(k.clone()), half(v.clone()), Some(bias.clone()), options());
+        assert_eq!(
+            fast.is_ok(),
+            robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16,
+            "kernel taken iff the CPU has it"
+        );
         let got = attention_grouped(half(q), half(k), half(v), Some(bias), options());
         assert_eq!((got.dims(), got.dtype()), ([2, 4, 3, 16], DType::BF16));
         let got = got.cast(DType::F32).into_data().to_vec::<f32>().unwrap();

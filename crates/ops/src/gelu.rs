@@ -113,10 +113,7 @@ mod tests {
         let up = Tensor::<TestBackend, 1>::from_floats([1.5, -2.0, 0.25, 3.0, 1.0, -1.0, 0.5, 2.0, -0.75], &d);
         let (xb, ub) = (x.clone().cast(DType::BF16), up.clone().cast(DType::BF16));
         let (x, up) = (xb.clone().cast(DType::F32), ub.clone().cast(DType::F32)); // on bf16's grid
-        for (got, want) in [
-            (gelu_tanh(xb.clone()), gelu_tanh(x.clone())),
-            (gelu_tanh_mul(xb, ub), gelu_tanh(x) * up),
-        ] {
+        for (got, want) in [(gelu_tanh(xb.clone()), gelu_tanh(x.clone())), (gelu_tanh_mul(xb, ub), gelu_tanh(x) * up)] {
             assert_eq!(got.dtype(), DType::BF16);
             let got = got.cast(DType::F32).into_data().to_vec::<f32>().unwrap();
             for (g, w) in got.iter().zip(want.into_data().to_vec::<f32>().unwrap()) {

@@ -150,10 +150,13 @@ mod flex {
         // Burn's path: this one only ever runs when every operand is what it assumes.
         let bias = match bias {
             None => None,
-            Some(b) => match to_flex::<B, 1>(b.clone()).ok().filter(|b| b.dtype() == DType::BF16).and_then(|b| bf16_values(&b)) {
-                Some(values) if values.len() == n => Some(values),
-                _ => return Err(x),
-            },
+            Some(b) => {
+                match to_flex::<B, 1>(b.clone()).ok().filter(|b| b.dtype() == DType::BF16).and_then(|b| bf16_values(&b))
+                {
+                    Some(values) if values.len() == n => Some(values),
+                    _ => return Err(x),
+                }
+            }
         };
         if dims[D - 1] != k {
             return Err(x);
@@ -275,7 +278,8 @@ mod tied_tests {
     #[test]
     fn out_in_layout_multiplies_by_the_transpose() {
         let device = Default::default();
-        let grid = |n: usize, s: usize| -> Vec<f32> { (0..n).map(|i| ((i * 13 + s) % 17) as f32 / 8.0 - 1.0).collect() };
+        let grid =
+            |n: usize, s: usize| -> Vec<f32> { (0..n).map(|i| ((i * 13 + s) % 17) as f32 / 8.0 - 1.0).collect() };
         let table = Tensor::<Flex, 2>::from_data(TensorData::new(grid(50 * 24, 1), [50, 24]), &device);
         let x = Tensor::<Flex, 3>::from_data(TensorData::new(grid(2 * 24, 2), [1, 2, 24]), &device);
         let want = x.clone().matmul(table.clone().transpose().unsqueeze()).into_data().to_vec::<f32>().unwrap();

@@ -1,8 +1,8 @@
 //! `PaliGemmaMultiModalProjector`: one Linear (with bias) from vision width to text width.
 
 use burn::nn::LinearConfig;
-use robovlm_ops::Linear;
 use burn::prelude::*;
+use robovlm_ops::Linear;
 
 /// Widths of the projector. `in_dim` is the vision `hidden_size`, `out_dim` the top-level
 /// `projection_dim` (= the text `hidden_size` in PaliGemma).

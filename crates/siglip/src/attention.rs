@@ -1,8 +1,8 @@
 //! Bidirectional multi-head self-attention of a SigLIP encoder layer.
 
 use burn::nn::LinearConfig;
-use robovlm_ops::Linear;
 use burn::prelude::*;
+use robovlm_ops::Linear;
 use robovlm_ops::attention;
 
 /// `SiglipAttention`: biased q/k/v/out projections, scale `head_dim^-0.5`, no mask.

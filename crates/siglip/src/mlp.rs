@@ -1,8 +1,8 @@
 //! Feed-forward block of a SigLIP encoder layer.
 
 use burn::nn::LinearConfig;
-use robovlm_ops::Linear;
 use burn::prelude::*;
+use robovlm_ops::Linear;
 use robovlm_ops::gelu_tanh;
 
 /// `SiglipMLP`: `fc2(gelu_tanh(fc1(x)))`.

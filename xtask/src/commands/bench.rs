@@ -126,7 +126,10 @@ pub fn run(args: Args) -> Result<bool> {
             for (flag, v) in shape {
                 py.args([flag, &v.to_string()]);
             }
-            reference.push((format!("pytorch {dtype}"), run_json(py, &format!("tools/bench_reference.py --dtype {dtype}"))?));
+            reference.push((
+                format!("pytorch {dtype}"),
+                run_json(py, &format!("tools/bench_reference.py --dtype {dtype}"))?,
+            ));
         }
     }
     println!("CPU: {}", cpu_summary());
@@ -194,9 +197,8 @@ pub fn run(args: Args) -> Result<bool> {
 /// `model name (flags)` from `/proc/cpuinfo`, with the flags the kernels care about.
 fn cpu_summary() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name)?.split_once(':').map(|(_, v)| v.trim().to_owned()))
-    };
+    let field =
+        |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.split_once(':').map(|(_, v)| v.trim().to_owned()));
     let flags = field("flags").unwrap_or_default();
     let has = |f: &str| flags.split_whitespace().any(|x| x == f);
     let wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"];

@@ -33,11 +33,7 @@ pub(crate) unsafe fn tile<const R: usize>(
         // and the broadcasts inside the block's `pairs * R` (caller's contract).
         let (b0, b1, a) = unsafe {
             let b = panel.add(p * PANEL_PAIR);
-            (
-                bh(_mm512_loadu_si512(b.cast())),
-                bh(_mm512_loadu_si512(b.add(NR).cast())),
-                a_block.add(p * R),
-            )
+            (bh(_mm512_loadu_si512(b.cast())), bh(_mm512_loadu_si512(b.add(NR).cast())), a_block.add(p * R))
         };
         for (r, acc) in acc.iter_mut().enumerate() {
             // SAFETY: r < R (see above).
