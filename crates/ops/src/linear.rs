@@ -9,7 +9,10 @@
 //! dtypes, CPUs without AVX-512 BF16, autodiff) is Burn's own `linear` op, unchanged.
 //!
 //! The packed copy is tied to the weight's storage: replacing the weight (loading a checkpoint
-//! into an already-used module) repacks on the next call; it is never used with other values.
+//! into an already-used module) repacks on the next call. It assumes a weight's storage is not
+//! overwritten in place — true for inference (forward passes clone parameters, so Flex never
+//! mutates them) and for loading (new tensors); in-place training updates run under Autodiff,
+//! whose tensors never take this path.
 
 use std::sync::{Arc, Mutex};
 
