@@ -122,6 +122,8 @@ mod fast {
             && v.dims() == k.dims()
             && kv_heads > 0
             && heads % kv_heads == 0
+            && keys > 0
+            && d > 0
             && bias_ok;
         if !applies {
             return Err((q, k, v, bias));
