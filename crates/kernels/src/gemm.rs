@@ -54,11 +54,10 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     check("out", out.len(), m, n)?;
     let a = pack_lhs(m, k, |i| bf16::from_f32(lhs[i]).to_bits());
     let out = SharedOut(out.as_mut_ptr());
-    run(isa, &a, m, weights, |j, m0, rows, cols, tile| {
+    run(isa, &a, m, weights, |j, m0, _rows, _cols, tile| {
         // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
         // m × n above) and written by this job only.
         unsafe { tile(out.at(m0 * n + j * NR), n) };
-        let _ = (rows, cols);
     });
     Ok(())
 }

@@ -42,6 +42,17 @@ pub fn attention_with<B: Backend>(
         Ok(out) => return out,
         Err(operands) => operands,
     };
+    f32_island(q, k, v, bias, options)
+}
+
+/// Burn's attention on f32 copies of the operands, returned in q's dtype (the generic path).
+fn f32_island<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    options: AttentionModuleOptions,
+) -> Tensor<B, 4> {
     let dtype = q.dtype();
     let f32 = DType::F32;
     let out = module::attention(q.cast(f32), k.cast(f32), v.cast(f32), None, bias.map(|b| b.cast(f32)), options);
@@ -53,10 +64,9 @@ pub fn attention_with<B: Backend>(
 /// be broadcast over heads (`[batch, 1, queries, keys]`).
 ///
 /// On Flex in bf16 (a CPU with AVX-512 BF16) this is one parallel kernel that never repeats the
-/// key/value heads (`robovlm_kernels::attention_bf16`: f32 scores and softmax, probabilities
-/// rounded to bf16 as transformers' eager attention does). Elsewhere k and v are cast to f32
-/// *before* the repeat (`group`× less data converted: the whole KV cache every decode step),
-/// then [`attention_with`].
+/// key/value heads (`robovlm_kernels::attention_bf16`: f32 scores and softmax, `p·v` with the
+/// f32 probabilities). Elsewhere k and v are cast to f32 *before* the repeat (`group`× less data
+/// converted: the whole KV cache every decode step), then [`attention_with`]'s f32 path.
 ///
 /// # Shapes
 /// - `q`: `[batch, heads, queries, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]`
@@ -85,7 +95,7 @@ pub fn attention_grouped<B: Backend>(
         }
     };
     let bias = bias.map(|b| b.expand([batch, heads, queries, keys]));
-    attention_with(q, repeat(k), repeat(v), bias, options)
+    f32_island(q, repeat(k), repeat(v), bias, options)
 }
 
 #[cfg(feature = "flex")]

@@ -10,16 +10,15 @@ use std::sync::OnceLock;
 use burn::prelude::*;
 use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
 use burn_flex::{FlexTensor, Layout};
-use robovlm_kernels::{CpuFeatures, Isa};
+use robovlm_kernels::Isa;
 
 /// Whether the fast paths may run: AVX-512 BF16 present (without it the portable kernels are
 /// slower than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
 pub(crate) fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
     *ENABLED.get_or_init(|| {
-        Isa::best() == Isa::Avx512Bf16
-            && CpuFeatures::get().avx512f
-            && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
+        // (AVX-512 BF16 is detected together with AVX-512F, which the element-wise kernels use.)
+        Isa::best() == Isa::Avx512Bf16 && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
     })
 }
 

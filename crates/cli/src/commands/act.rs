@@ -49,24 +49,29 @@ pub struct ActArgs {
     json: bool,
 }
 
-/// The policy's files: the directory's, with `--checkpoint` / `--backbone` taking precedence.
-fn policy_files(args: &ActArgs) -> Result<PolicyFiles> {
-    let mut files = PolicyFiles::in_dir(&args.policy).or_else(|e| match &args.checkpoint {
+/// The policy's files: the directory's, with `--checkpoint` / `--backbone` taking precedence
+/// (`act` and `serve` take the same three arguments).
+pub(crate) fn policy_files(
+    policy: &std::path::Path,
+    checkpoint: Option<&PathBuf>,
+    backbone: Option<&PathBuf>,
+) -> Result<PolicyFiles> {
+    let mut files = PolicyFiles::in_dir(policy).or_else(|e| match checkpoint {
         Some(c) => {
-            Ok(PolicyFiles { config: args.policy.join("robovlm_config.json"), checkpoint: c.clone(), backbone: None })
+            Ok(PolicyFiles { config: policy.join("robovlm_config.json"), checkpoint: c.clone(), backbone: None })
         }
         None => Err(e),
     })?;
-    if let Some(c) = &args.checkpoint {
+    if let Some(c) = checkpoint {
         files.checkpoint = c.clone();
     }
-    files.backbone = args.backbone.clone();
+    files.backbone = backbone.cloned();
     Ok(files)
 }
 
 /// One episode: a step per frame from a fresh history; the `--json` form of each step.
 fn episode(args: &ActArgs, frames: &[RgbImage]) -> Result<serde_json::Value> {
-    let files = policy_files(args)?;
+    let files = policy_files(&args.policy, args.checkpoint.as_ref(), args.backbone.as_ref())?;
     let steps = on_backend!(args.device, |B, device| {
         let mut policy = RoboPolicy::<B>::load(&files, device)?;
         policy.reset();

@@ -103,16 +103,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         new_episode_on_prompt_change: !args.keep_episode_on_new_prompt,
     };
     options.validate().map_err(anyhow::Error::msg)?;
-    let mut files = PolicyFiles::in_dir(&args.policy).or_else(|e| match &args.checkpoint {
-        Some(c) => {
-            Ok(PolicyFiles { config: args.policy.join("robovlm_config.json"), checkpoint: c.clone(), backbone: None })
-        }
-        None => Err(e),
-    })?;
-    if let Some(c) = &args.checkpoint {
-        files.checkpoint = c.clone();
-    }
-    files.backbone = args.backbone.clone();
+    let files = super::act::policy_files(&args.policy, args.checkpoint.as_ref(), args.backbone.as_ref())?;
     let name =
         args.policy.file_name().map_or_else(|| args.policy.display().to_string(), |n| n.to_string_lossy().into_owned());
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
