@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use robovlm_core::robovlms::Execution;
-use robovlm_core::{PolicyFiles, RoboPolicy};
+use robovlm_core::RoboPolicy;
 use robovlm_serve::{Loaded, ServeOptions, Server};
 
 use crate::backend::{DeviceArgs, on_backend};
