@@ -39,19 +39,18 @@ pub fn gelu_tanh_mul_bf16(gate: &[bf16], up: &[bf16], out: &mut [bf16]) -> Resul
 }
 
 /// Runs `f` compiled for AVX-512 when the CPU has it (the loop then vectorises 16 wide).
-fn run(f: impl FnOnce()) {
+pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if CpuFeatures::get().avx512f {
         // SAFETY: the CPU has AVX-512F (checked just above).
-        unsafe { avx512(f) };
-        return;
+        return unsafe { avx512(f) };
     }
     f()
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-fn avx512(f: impl FnOnce()) {
+fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -101,7 +100,7 @@ fn from_bf16(v: bf16) -> f32 {
 
 /// Round to nearest even, NaN kept quiet (as `half::bf16::from_f32`, without its branches).
 #[inline(always)]
-fn to_bf16(v: f32) -> bf16 {
+pub(crate) fn to_bf16(v: f32) -> bf16 {
     let bits = v.to_bits();
     // Wrapping: only NaN patterns can overflow, and they take the other branch.
     let rounded = (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16;

@@ -54,7 +54,7 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     check("out", out.len(), m, n)?;
     let a = pack_lhs(m, k, |i| bf16::from_f32(lhs[i]).to_bits());
     let out = SharedOut(out.as_mut_ptr());
-    run(isa, &a, m, weights, |j, m0, _rows, _cols, tile| {
+    run(isa, &a, m, weights, true, |j, m0, _rows, _cols, tile| {
         // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
         // m × n above) and written by this job only.
         unsafe { tile(out.at(m0 * n + j * NR), n) };
@@ -77,7 +77,7 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     }
     let a = pack_lhs(m, k, |i| lhs[i].to_bits());
     let out = SharedOut(out.as_mut_ptr().cast::<f32>());
-    run(Isa::best(), &a, m, weights, |j, m0, rows, cols, tile| {
+    run(Isa::best(), &a, m, weights, true, |j, m0, rows, cols, tile| {
         let mut scratch = [0f32; MR * NR];
         // The scratch holds `rows ≤ MR` rows of NR values (the destination `run` requires).
         tile(scratch.as_mut_ptr(), NR);
@@ -96,18 +96,68 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     Ok(())
 }
 
+/// `out = A · W` (f32, `m × n`, row-major) for `A` already packed by [`pack_lhs_serial`], on the
+/// calling thread: for callers that are themselves one job among many (attention's heads).
+pub(crate) fn product_serial(a: &[u32], m: usize, weights: &PackedBf16, out: &mut [f32]) -> Result<()> {
+    let n = weights.n();
+    check("packed lhs", a.len(), m, weights.pairs())?;
+    check("out", out.len(), m, n)?;
+    let out = SharedOut(out.as_mut_ptr());
+    run(Isa::best(), a, m, weights, false, |j, m0, _rows, _cols, tile| {
+        // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
+        // m × n above); this thread is the only writer.
+        unsafe { tile(out.at(m0 * n + j * NR), n) };
+    });
+    Ok(())
+}
+
+/// Packs an `m × k` left operand given row by row (`row(i)`: at least `k` values, `bits`:
+/// their bf16 bits) into the micro-kernel's row blocks in `a` (resized; reusing buffers avoids
+/// page faults), on the calling thread.
+#[inline(always)]
+pub(crate) fn pack_lhs_rows<'r, T: Copy + 'r>(
+    a: &mut Vec<u32>,
+    m: usize,
+    k: usize,
+    row: impl Fn(usize) -> &'r [T],
+    bits: impl Fn(T) -> u16,
+) {
+    let pairs = k.div_ceil(2);
+    a.clear();
+    a.resize(m * pairs, 0);
+    if a.is_empty() {
+        return;
+    }
+    for (b, block) in a.chunks_mut(MR * pairs).enumerate() {
+        let rows = block.len() / pairs;
+        for r in 0..rows {
+            let src = &row(b * MR + r)[..k];
+            let mut dst = block.iter_mut().skip(r).step_by(rows);
+            // (`src` first: `zip` then stops without taking the slot of an odd last value.)
+            for (two, dst) in src.chunks_exact(2).zip(dst.by_ref()) {
+                *dst = u32::from(bits(two[0])) | (u32::from(bits(two[1])) << 16);
+            }
+            if let (Some(dst), [.., last]) = (dst.next(), src) {
+                if k % 2 == 1 {
+                    *dst = u32::from(bits(*last));
+                }
+            }
+        }
+    }
+}
+
 /// The parallel driver shared by both entry points: a job per 32-column panel (jobs never
 /// overlap), row blocks of `MR` inside. `store(j, m0, rows, cols, tile)` receives a function that
 /// runs the micro-kernel into a destination pointer with a row stride; `store` must only pass a
 /// destination valid for `rows` rows of `cols` values at that stride and owned by this job
 /// (private: both callers do, see their SAFETY notes).
-fn run<S>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, store: S)
+fn run<S>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, parallel: bool, store: S)
 where
     S: Fn(usize, usize, usize, usize, &dyn Fn(*mut f32, usize)) + Sync,
 {
     let isa = if isa.available() { isa } else { Isa::Portable };
     let (pairs, n) = (weights.pairs(), weights.n());
-    (0..weights.panels()).into_par_iter().for_each(|j| {
+    let job = |j: usize| {
         let panel = weights.panel(j);
         let cols = NR.min(n - j * NR);
         for m0 in (0..m).step_by(MR) {
@@ -118,7 +168,12 @@ where
             let tile = |c: *mut f32, ldc: usize| unsafe { call_tile(isa, pairs, rows, block, panel, c, ldc, cols) };
             store(j, m0, rows, cols, &tile);
         }
-    });
+    };
+    if parallel {
+        (0..weights.panels()).into_par_iter().for_each(job);
+    } else {
+        (0..weights.panels()).for_each(job);
+    }
 }
 
 /// Dispatches one tile to the kernel for `rows` (a const generic on the AVX-512 path, so its

@@ -11,7 +11,9 @@ mod norm;
 mod packed;
 mod peak;
 
-pub use attention::{AttentionBias, AttentionShape, attention_bf16};
+pub use attention::{
+    AttentionBias, AttentionShape, Heads, HeadsLayout, OutLayout, attention_bf16, attention_bf16_strided,
+};
 pub use cpu::CpuFeatures;
 pub use elementwise::{gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};

@@ -81,26 +81,41 @@ impl PackedBf16 {
         &self.data[j * len..(j + 1) * len]
     }
 
-    fn pack(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16 + Sync) -> Self {
+    pub(crate) fn pack(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16 + Sync) -> Self {
         let pairs = k.div_ceil(2);
         let panel_len = pairs * PANEL_PAIR;
         let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
         if panel_len > 0 {
-            data.par_chunks_mut(panel_len).enumerate().for_each(|(j, panel)| {
-                for (p, pair) in panel.chunks_exact_mut(PANEL_PAIR).enumerate() {
-                    for c in 0..NR.min(n - j * NR) {
-                        let col = j * NR + c;
-                        for half in 0..2 {
-                            let row = 2 * p + half;
-                            if row < k {
-                                pair[2 * c + half] = bits(row, col);
-                            }
-                        }
-                    }
-                }
-            });
+            data.par_chunks_mut(panel_len).enumerate().for_each(|(j, panel)| pack_panel(j, panel, k, n, &bits));
         }
         PackedBf16 { k, n, data }
+    }
+
+    /// [`Self::pack`] on the calling thread, for callers that are one parallel job among many
+    /// (attention packs each head's keys and values). `k, n > 0` (callers check).
+    pub(crate) fn pack_serial(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16) -> Self {
+        let panel_len = k.div_ceil(2) * PANEL_PAIR;
+        let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
+        if panel_len > 0 {
+            data.chunks_mut(panel_len).enumerate().for_each(|(j, panel)| pack_panel(j, panel, k, n, &bits));
+        }
+        PackedBf16 { k, n, data }
+    }
+}
+
+/// Fills panel `j` (columns `32j..`) of a `k × n` matrix given element by element.
+#[inline(always)]
+fn pack_panel(j: usize, panel: &mut [u16], k: usize, n: usize, bits: &impl Fn(usize, usize) -> u16) {
+    for (p, pair) in panel.chunks_exact_mut(PANEL_PAIR).enumerate() {
+        for c in 0..NR.min(n - j * NR) {
+            let col = j * NR + c;
+            for half in 0..2 {
+                let row = 2 * p + half;
+                if row < k {
+                    pair[2 * c + half] = bits(row, col);
+                }
+            }
+        }
     }
 }
 

@@ -103,7 +103,8 @@ mod fast {
     use burn::prelude::*;
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{DType, bf16};
-    use robovlm_kernels::{AttentionBias, AttentionShape, attention_bf16};
+    use burn_flex::{FlexTensor, Layout};
+    use robovlm_kernels::{AttentionBias, AttentionShape, Heads, HeadsLayout, OutLayout, attention_bf16_strided};
 
     use crate::flex::{bf16_tensor, contiguous, enabled, from_flex, to_flex};
 
@@ -139,35 +140,81 @@ mod fast {
             return Err((q, k, v, bias));
         }
         let q = match to_flex(q) {
-            Ok(q) => contiguous(&q),
+            Ok(q) => heads_view(q),
             Err(q) => return Err((q, k, v, bias)),
         };
         // q is a Flex tensor, so B is Flex and the others convert too.
         let (Ok(k), Ok(v)) = (to_flex(k), to_flex(v)) else { unreachable!("one backend per call") };
-        let (k, v) = (contiguous(&k), contiguous(&v));
-        let bias_values: Option<(Vec<f32>, [usize; 4])> = match bias {
-            None => None,
-            Some(b) => {
-                let dims = b.dims();
-                let Ok(b) = to_flex(b.cast(DType::F32)) else { unreachable!("one backend per call") };
-                contiguous(&b).as_slice::<f32>().map(|s| (s.to_vec(), dims))
-            }
-        };
-        let (Some(qs), Some(ks), Some(vs)) = (q.as_slice::<bf16>(), k.as_slice::<bf16>(), v.as_slice::<bf16>()) else {
-            unreachable!("contiguous bf16 tensors")
-        };
-        let tile = queries * keys;
-        let bias = bias_values.as_ref().map(|(values, [bb, bh, _, _])| AttentionBias {
-            values,
-            batch_stride: if *bb == 1 { 0 } else { bh * tile },
-            head_stride: if *bh == 1 { 0 } else { tile },
+        let (k, v) = (heads_view(k), heads_view(v));
+        let bias_f32 = bias.clone().map(|b| {
+            let Ok(b) = to_flex(b.cast(DType::F32)) else { unreachable!("one backend per call") };
+            contiguous(&b)
         });
+        let tile = queries * keys;
+        let bias_view = match (&bias, &bias_f32) {
+            (Some(b), Some(values)) => {
+                let [bb, bh, _, _] = b.dims();
+                values.as_slice::<f32>().map(|values| AttentionBias {
+                    values,
+                    batch_stride: if bb == 1 { 0 } else { bh * tile },
+                    head_stride: if bh == 1 { 0 } else { tile },
+                })
+            }
+            _ => None,
+        };
         let shape = AttentionShape { batch, heads, kv_heads, queries, keys, head_dim: d };
         let scale = options.scale.unwrap_or(1.0 / (d as f64).sqrt()) as f32;
+        // Queries that arrive as per-head views of a `[batch, tokens, heads·d]` projection leave
+        // the same way: the caller's merge of the heads is then free, and so was the split.
+        let token_major = q.1.head < q.1.row;
+        let out_layout = if token_major { OutLayout::TokenMajor } else { OutLayout::HeadMajor };
         let mut out = vec![bf16::ZERO; batch * heads * queries * d];
-        attention_bf16(qs, ks, vs, bias, shape, scale, options.softcap.map(|c| c as f32), &mut out)
-            .expect("shapes checked above");
-        Ok(from_flex(bf16_tensor(out, [batch, heads, queries, d])))
+        let done = bias.is_some() == bias_view.is_some()
+            && attention_bf16_strided(
+                operand(&q),
+                operand(&k),
+                operand(&v),
+                bias_view,
+                shape,
+                scale,
+                options.softcap.map(|c| c as f32),
+                &mut out,
+                out_layout,
+            )
+            .is_ok();
+        if !done {
+            // Not expected (shapes and layouts were checked); Burn's path reports what it sees.
+            return Err((from_flex(q.0), from_flex(k.0), from_flex(v.0), bias));
+        }
+        let out = bf16_tensor(out, [batch, heads, queries, d]);
+        if token_major {
+            let strides = vec![(queries * heads * d) as isize, d as isize, (heads * d) as isize, 1];
+            let layout = Layout::new(Shape::from([batch, heads, queries, d]), strides, 0);
+            return Ok(from_flex(out.with_layout(layout)));
+        }
+        Ok(from_flex(out))
+    }
+
+    fn operand((t, layout): &(FlexTensor, HeadsLayout)) -> Heads<'_> {
+        Heads { values: t.storage::<bf16>(), layout: *layout }
+    }
+
+    /// `t` and its `[batch, heads, rows, d]` layout for the kernel: its own strides when they
+    /// are non-negative with `d` contiguous (per-head views of projections, KV caches),
+    /// otherwise a contiguous copy.
+    fn heads_view(t: FlexTensor) -> (FlexTensor, HeadsLayout) {
+        let layout = t.layout();
+        let [_, _, _, d] = layout.shape().dims::<4>();
+        let strides = layout.strides();
+        let usable = strides.len() == 4 && strides.iter().all(|s| *s >= 0) && (strides[3] == 1 || d <= 1);
+        if usable {
+            let [batch, head, row] = [strides[0], strides[1], strides[2]].map(|s| s as usize);
+            let view = HeadsLayout { offset: layout.start_offset(), batch, head, row };
+            return (t, view);
+        }
+        let t = t.to_contiguous();
+        let [_, heads, rows, d] = t.layout().shape().dims::<4>();
+        (t, HeadsLayout::head_major(heads, rows, d))
     }
 }
 
@@ -214,6 +261,31 @@ mod tests {
         let w0 = 1.0 / (1.0 + (-2.0 * s).exp());
         let want = [w0, 1.0 - w0];
         assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+
+    /// bf16 on Flex: per-head views of `[batch, tokens, heads·d]` projections (no copy) give
+    /// exactly the values of contiguous operands, and the merged `[batch, tokens, heads·d]`
+    /// result is the same either way.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn bf16_token_major_views_equal_contiguous_operands() {
+        type F = burn_flex::Flex;
+        let dev = Default::default();
+        let (b, s, h, kvh, d) = (2, 9, 4, 2, 8);
+        let tokens = |width: usize, seed: usize| {
+            let v: Vec<f32> = (0..b * s * width).map(|i| ((i * 29 + seed * 3) % 23) as f32 / 9.0 - 1.2).collect();
+            Tensor::<F, 3>::from_data(TensorData::new(v, [b, s, width]), &dev).cast(DType::BF16)
+        };
+        let split = |t: Tensor<F, 3>, heads: usize| t.reshape([b, s, heads, d]).swap_dims(1, 2);
+        let copy = |t: Tensor<F, 4>| Tensor::<F, 4>::from_data(t.into_data(), &dev).cast(DType::BF16);
+        let (q, k, v) = (split(tokens(h * d, 1), h), split(tokens(kvh * d, 2), kvh), split(tokens(kvh * d, 3), kvh));
+        let options = || AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
+        let merge = |t: Tensor<F, 4>| t.swap_dims(1, 2).reshape([b, s, h * d]).into_data();
+        let viewed = attention_grouped(q.clone(), k.clone(), v.clone(), None, options());
+        let copied = attention_grouped(copy(q), copy(k), copy(v), None, options());
+        assert_eq!(viewed.dtype(), DType::BF16);
+        assert_eq!(viewed.clone().into_data(), copied.clone().into_data());
+        assert_eq!(merge(viewed), merge(copied));
     }
 
     /// bf16 on Flex: the grouped kernel (where it runs) equals the f32 path (repeat, f32
