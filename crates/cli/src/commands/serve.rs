@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use robovlm_core::robovlms::Execution;
 use robovlm_core::RoboPolicy;
+use robovlm_core::robovlms::Execution;
 use robovlm_serve::{Loaded, ServeOptions, Server};
 
 use crate::backend::{DeviceArgs, on_backend};
