@@ -59,16 +59,13 @@ impl Rope {
     }
 }
 
-/// `x · cos + rotate_half(x) · sin`, with `rotate_half([a, b]) = [-b, a]` on the last axis.
+/// `x · cos + rotate_half(x) · sin`, with `rotate_half([a, b]) = [-b, a]` on the last axis
+/// ([`robovlm_ops::rope`]: one fused pass for bf16 on Flex).
 ///
 /// # Shapes
 /// - `x`: `[batch, heads, seq, head_dim]`; tables broadcast over heads.
 pub(crate) fn apply<B: Backend>(x: Tensor<B, 4>, t: &RopeTables<B>) -> Tensor<B, 4> {
-    let [b, h, s, d] = x.dims();
-    let first = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
-    let second = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);
-    let rotated = Tensor::cat(vec![second.neg(), first], 3);
-    x * t.cos.clone() + rotated * t.sin.clone()
+    robovlm_ops::rope(x, &t.cos, &t.sin)
 }
 
 #[cfg(test)]

@@ -84,13 +84,13 @@ impl HeadsLayout {
         HeadsLayout { offset: 0, batch: rows * heads * head_dim, head: head_dim, row: heads * head_dim }
     }
 
-    fn at(&self, b: usize, h: usize, r: usize) -> usize {
+    pub(crate) fn at(&self, b: usize, h: usize, r: usize) -> usize {
         self.offset + b * self.batch + h * self.head + r * self.row
     }
 
     /// The slice length that holds every element of a `[batch, heads, rows, d]` operand (`None`
     /// on overflow; 0 when a dimension is empty).
-    fn extent(&self, batch: usize, heads: usize, rows: usize, d: usize) -> Option<usize> {
+    pub(crate) fn extent(&self, batch: usize, heads: usize, rows: usize, d: usize) -> Option<usize> {
         if batch == 0 || heads == 0 || rows == 0 || d == 0 {
             return Some(0);
         }

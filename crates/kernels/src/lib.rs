@@ -10,6 +10,7 @@ mod kernel;
 mod norm;
 mod packed;
 mod peak;
+mod rope;
 
 pub use attention::{
     AttentionBias, AttentionShape, Heads, HeadsLayout, OutLayout, attention_bf16, attention_bf16_strided,
@@ -23,3 +24,4 @@ pub use half::bf16;
 pub use norm::{layer_norm_bf16, rms_norm_bf16};
 pub use packed::PackedBf16;
 pub use peak::{PeakKind, peak_gflops};
+pub use rope::{RopeTables, rope_bf16};

@@ -103,10 +103,9 @@ mod fast {
     use burn::prelude::*;
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{DType, bf16};
-    use burn_flex::{FlexTensor, Layout};
-    use robovlm_kernels::{AttentionBias, AttentionShape, Heads, HeadsLayout, OutLayout, attention_bf16_strided};
+    use robovlm_kernels::{AttentionBias, AttentionShape, OutLayout, attention_bf16_strided};
 
-    use crate::flex::{bf16_tensor, contiguous, enabled, from_flex, to_flex};
+    use crate::flex::{contiguous, enabled, from_flex, heads_tensor, heads_view, operand, to_flex};
 
     type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 4>>);
 
@@ -186,35 +185,7 @@ mod fast {
             // Not expected (shapes and layouts were checked); Burn's path reports what it sees.
             return Err((from_flex(q.0), from_flex(k.0), from_flex(v.0), bias));
         }
-        let out = bf16_tensor(out, [batch, heads, queries, d]);
-        if token_major {
-            let strides = vec![(queries * heads * d) as isize, d as isize, (heads * d) as isize, 1];
-            let layout = Layout::new(Shape::from([batch, heads, queries, d]), strides, 0);
-            return Ok(from_flex(out.with_layout(layout)));
-        }
-        Ok(from_flex(out))
-    }
-
-    fn operand((t, layout): &(FlexTensor, HeadsLayout)) -> Heads<'_> {
-        Heads { values: t.storage::<bf16>(), layout: *layout }
-    }
-
-    /// `t` and its `[batch, heads, rows, d]` layout for the kernel: its own strides when they
-    /// are non-negative with `d` contiguous (per-head views of projections, KV caches),
-    /// otherwise a contiguous copy.
-    fn heads_view(t: FlexTensor) -> (FlexTensor, HeadsLayout) {
-        let layout = t.layout();
-        let [_, _, _, d] = layout.shape().dims::<4>();
-        let strides = layout.strides();
-        let usable = strides.len() == 4 && strides.iter().all(|s| *s >= 0) && (strides[3] == 1 || d <= 1);
-        if usable {
-            let [batch, head, row] = [strides[0], strides[1], strides[2]].map(|s| s as usize);
-            let view = HeadsLayout { offset: layout.start_offset(), batch, head, row };
-            return (t, view);
-        }
-        let t = t.to_contiguous();
-        let [_, heads, rows, d] = t.layout().shape().dims::<4>();
-        (t, HeadsLayout::head_major(heads, rows, d))
+        Ok(from_flex(heads_tensor(out, [batch, heads, queries, d], out_layout)))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use burn::prelude::*;
 use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
 use burn_flex::{FlexTensor, Layout};
-use robovlm_kernels::Isa;
+use robovlm_kernels::{Heads, HeadsLayout, Isa, OutLayout};
 
 /// Whether the fast paths may run: AVX-512 BF16 present (without it the portable kernels are
 /// slower than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
@@ -57,4 +57,40 @@ pub(crate) fn bf16_values(t: &FlexTensor) -> Option<Vec<f32>> {
 /// A new row-major bf16 Flex tensor.
 pub(crate) fn bf16_tensor<const D: usize>(values: Vec<bf16>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::BF16)
+}
+
+/// A `[batch, heads, rows, d]` bf16 operand for the kernels.
+pub(crate) fn operand((t, layout): &(FlexTensor, HeadsLayout)) -> Heads<'_> {
+    Heads { values: t.storage::<bf16>(), layout: *layout }
+}
+
+/// `t` (a `[batch, heads, rows, d]` bf16 tensor) and its layout for the kernels: its own strides
+/// when they are non-negative with `d` contiguous (per-head views of projections, KV caches),
+/// otherwise a contiguous copy.
+pub(crate) fn heads_view(t: FlexTensor) -> (FlexTensor, HeadsLayout) {
+    let layout = t.layout();
+    let [_, _, _, d] = layout.shape().dims::<4>();
+    let strides = layout.strides();
+    let usable = strides.len() == 4 && strides.iter().all(|s| *s >= 0) && (strides[3] == 1 || d <= 1);
+    if usable {
+        let [batch, head, row] = [strides[0], strides[1], strides[2]].map(|s| s as usize);
+        let view = HeadsLayout { offset: layout.start_offset(), batch, head, row };
+        return (t, view);
+    }
+    let t = t.to_contiguous();
+    let [_, heads, rows, d] = t.layout().shape().dims::<4>();
+    (t, HeadsLayout::head_major(heads, rows, d))
+}
+
+/// A kernel's `[batch, heads, rows, d]` result as a Flex tensor; token-major values get the
+/// strides that make `swap_dims(1, 2).reshape([batch, rows, heads·d])` free.
+pub(crate) fn heads_tensor(values: Vec<bf16>, [batch, heads, rows, d]: [usize; 4], layout: OutLayout) -> FlexTensor {
+    let out = bf16_tensor(values, [batch, heads, rows, d]);
+    match layout {
+        OutLayout::HeadMajor => out,
+        OutLayout::TokenMajor => {
+            let strides = vec![(rows * heads * d) as isize, d as isize, (heads * d) as isize, 1];
+            out.with_layout(Layout::new(Shape::from([batch, heads, rows, d]), strides, 0))
+        }
+    }
 }

@@ -7,8 +7,10 @@ mod flex;
 mod gelu;
 mod linear;
 mod norm;
+mod rope;
 
 pub use attention::{attention, attention_grouped, attention_with};
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout};
 pub use norm::{layer_norm, rms_norm_to_bf16};
+pub use rope::rope;
