@@ -72,11 +72,14 @@ impl<B: Backend> Lstm<B> {
             // Input projections for all steps at once (2-D, so the transposed weight is read in
             // place rather than copied); recurrence step by step.
             let inp = input.dims()[2];
-            let xw = input.reshape([batch * seq, inp]).matmul(layer.weight_ih.val().transpose()).reshape([
-                batch,
-                seq,
-                4 * h_size,
-            ]) + layer.bias_ih.val().unsqueeze::<3>();
+            let rows = input.reshape([batch * seq, inp]);
+            let w_ih = layer.weight_ih.val();
+            // A window's few rows: f32 on Flex streams W_ih once (robovlm_ops::matmul_transposed).
+            let xw = match robovlm_ops::matmul_transposed(rows, &w_ih) {
+                Ok(xw) => xw,
+                Err(rows) => rows.matmul(w_ih.transpose()),
+            };
+            let xw = xw.reshape([batch, seq, 4 * h_size]) + layer.bias_ih.val().unsqueeze::<3>();
             let w_hh = layer.weight_hh.val();
             let b_hh = layer.bias_hh.val().unsqueeze::<2>();
             let mut outputs = Vec::with_capacity(seq);
@@ -100,6 +103,11 @@ impl<B: Backend> Lstm<B> {
 /// slices of the gate rows (`[c, 4H/c, H] · [H, 1]`, a free reshape) so that CPU backends spread
 /// the memory-bound matrix–vector product over their threads instead of running it on one.
 fn recurrent<B: Backend>(h: Tensor<B, 2>, w_hh: Tensor<B, 2>) -> Tensor<B, 2> {
+    // f32 on Flex: one threaded pass over the weight's rows (robovlm_ops::matmul_transposed).
+    let h = match robovlm_ops::matmul_transposed(h, &w_hh) {
+        Ok(gates) => return gates,
+        Err(h) => h,
+    };
     let [batch, hidden] = h.dims();
     let gates = w_hh.dims()[0];
     let c = [8, 4].into_iter().find(|c| gates.is_multiple_of(*c) && gates / c >= 64).unwrap_or(1);

@@ -32,6 +32,13 @@ pub enum Error {
         /// Rows (`k`) of the packed matrix.
         packed: usize,
     },
+    /// This CPU lacks the instructions the kernel is written for (the caller keeps its own
+    /// path).
+    #[error("{what}: not supported on this CPU")]
+    Unsupported {
+        /// The kernel and what it needs.
+        what: &'static str,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

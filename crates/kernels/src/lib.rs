@@ -7,6 +7,7 @@ mod elementwise;
 mod error;
 mod gemm;
 mod kernel;
+mod matmul_nt;
 mod norm;
 mod packed;
 mod peak;
@@ -21,6 +22,7 @@ pub use error::{Error, Result};
 pub use gemm::{Isa, matmul, matmul_bf16, matmul_with};
 /// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).
 pub use half::bf16;
+pub use matmul_nt::{MATMUL_NT_MAX_ROWS, matmul_nt_f32};
 pub use norm::{layer_norm_bf16, rms_norm_bf16};
 pub use packed::PackedBf16;
 pub use peak::{PeakKind, peak_gflops};

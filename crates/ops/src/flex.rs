@@ -54,6 +54,11 @@ pub(crate) fn bf16_values(t: &FlexTensor) -> Option<Vec<f32>> {
     Some(contiguous(t).as_slice::<bf16>()?.iter().map(|v| v.to_f32()).collect())
 }
 
+/// A new row-major f32 Flex tensor.
+pub(crate) fn f32_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::F32)
+}
+
 /// A new row-major bf16 Flex tensor.
 pub(crate) fn bf16_tensor<const D: usize>(values: Vec<bf16>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::BF16)

@@ -6,11 +6,13 @@ mod attention;
 mod flex;
 mod gelu;
 mod linear;
+mod matmul_transposed;
 mod norm;
 mod rope;
 
 pub use attention::{attention, attention_grouped, attention_with};
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout};
+pub use matmul_transposed::matmul_transposed;
 pub use norm::{layer_norm, rms_norm_to_bf16};
 pub use rope::rope;
