@@ -83,13 +83,16 @@ pub(crate) fn exp(v: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
     let v = v.clamp(-87.0, 88.0);
-    let n = (v * LOG2_E + ROUND) - ROUND;
+    let t = v * LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = (v - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from t's bits, which hold n in the low mantissa bits (t = 1.5·2²³ + n, |n| ≤ 127):
+    // integer ops that vectorise, unlike the saturating `n as i32`.
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
