@@ -53,13 +53,21 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
     let a = pack_lhs(m, k, |i| bf16::from_f32(lhs[i]).to_bits());
-    let out = SharedOut(out.as_mut_ptr());
-    run(isa, &a, m, weights, true, |j, m0, _rows, _cols, tile| {
-        // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
-        // m × n above) and written by this job only.
-        unsafe { tile(out.at(m0 * n + j * NR), n) };
-    });
+    run(isa, &a, m, weights, true, copy_to(out, n));
     Ok(())
+}
+
+/// A `run` finisher that copies each block of accumulators into the `m × n` f32 `out`.
+fn copy_to(out: &mut [f32], n: usize) -> impl Fn(usize, usize, usize, usize, &[f32]) + Sync {
+    let out = SharedOut(out.as_mut_ptr());
+    move |j, m0, rows, cols, acc| {
+        for r in 0..rows {
+            // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n values, checked by the
+            // caller) belong to this job only, and `out` outlives the (joined) parallel section.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at((m0 + r) * n + j * NR), cols) };
+            row.copy_from_slice(&acc[r * NR..r * NR + cols]);
+        }
+    }
 }
 
 /// `out[m, n] = bf16(Σ_k lhs[m, k] · W[k, n] + bias[n])` with bf16 activations in and out:
@@ -77,16 +85,13 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     }
     let a = pack_lhs(m, k, |i| lhs[i].to_bits());
     let out = SharedOut(out.as_mut_ptr().cast::<f32>());
-    run(Isa::best(), &a, m, weights, true, |j, m0, rows, cols, tile| {
-        let mut scratch = [0f32; MR * NR];
-        // The scratch holds `rows ≤ MR` rows of NR values (the destination `run` requires).
-        tile(scratch.as_mut_ptr(), NR);
+    run(Isa::best(), &a, m, weights, true, |j, m0, rows, cols, acc| {
         let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
         for r in 0..rows {
             // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values, checked
             // above) belong to this job only.
             let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
-            let acc = &scratch[r * NR..r * NR + cols];
+            let acc = &acc[r * NR..r * NR + cols];
             match bias {
                 Some(b) => row.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = bf16::from_f32(a + b)),
                 None => row.iter_mut().zip(acc).for_each(|(o, a)| *o = bf16::from_f32(*a)),
@@ -96,18 +101,13 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     Ok(())
 }
 
-/// `out = A · W` (f32, `m × n`, row-major) for `A` already packed by [`pack_lhs_serial`], on the
+/// `out = A · W` (f32, `m × n`, row-major) for `A` already packed by [`pack_lhs_rows`], on the
 /// calling thread: for callers that are themselves one job among many (attention's heads).
 pub(crate) fn product_serial(a: &[u32], m: usize, weights: &PackedBf16, out: &mut [f32]) -> Result<()> {
     let n = weights.n();
     check("packed lhs", a.len(), m, weights.pairs())?;
     check("out", out.len(), m, n)?;
-    let out = SharedOut(out.as_mut_ptr());
-    run(Isa::best(), a, m, weights, false, |j, m0, _rows, _cols, tile| {
-        // SAFETY: rows m0..m0+rows and columns j*32..j*32+cols are inside `out` (checked to be
-        // m × n above); this thread is the only writer.
-        unsafe { tile(out.at(m0 * n + j * NR), n) };
-    });
+    run(Isa::best(), a, m, weights, false, copy_to(out, n));
     Ok(())
 }
 
@@ -146,27 +146,36 @@ pub(crate) fn pack_lhs_rows<'r, T: Copy + 'r>(
     }
 }
 
-/// The parallel driver shared by both entry points: a job per 32-column panel (jobs never
-/// overlap), row blocks of `MR` inside. `store(j, m0, rows, cols, tile)` receives a function that
-/// runs the micro-kernel into a destination pointer with a row stride; `store` must only pass a
-/// destination valid for `rows` rows of `cols` values at that stride and owned by this job
-/// (private: both callers do, see their SAFETY notes).
-fn run<S>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, parallel: bool, store: S)
+/// Rows per block of accumulators handed to `finish` (a 64 × 32 f32 stack buffer).
+const MC: usize = 64;
+
+/// The driver shared by the entry points: a job per 32-column panel (jobs never overlap; in
+/// parallel or on the calling thread), row blocks of `MR` inside, their sums gathered per `MC`
+/// rows in a stack buffer, then `finish(j, m0, rows, cols, acc)` receives those `rows × 32` f32
+/// sums (`cols` of each row valid). (Blocking k as well, so a panel slice stays in L1 across
+/// row tiles, measured 5–10 % slower on the model's shapes: the panels already stream well.)
+fn run<F>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, parallel: bool, finish: F)
 where
-    S: Fn(usize, usize, usize, usize, &dyn Fn(*mut f32, usize)) + Sync,
+    F: Fn(usize, usize, usize, usize, &[f32]) + Sync,
 {
     let isa = if isa.available() { isa } else { Isa::Portable };
     let (pairs, n) = (weights.pairs(), weights.n());
     let job = |j: usize| {
         let panel = weights.panel(j);
         let cols = NR.min(n - j * NR);
-        for m0 in (0..m).step_by(MR) {
-            let rows = MR.min(m - m0);
-            let block = &a[m0 * pairs..(m0 + rows) * pairs];
-            // SAFETY (of the call inside): `store` passes a destination valid for `rows` rows of
-            // `cols` values at stride `ldc`, owned by this job.
-            let tile = |c: *mut f32, ldc: usize| unsafe { call_tile(isa, pairs, rows, block, panel, c, ldc, cols) };
-            store(j, m0, rows, cols, &tile);
+        let mut acc = [0f32; MC * NR];
+        for mc in (0..m).step_by(MC) {
+            let block_rows = MC.min(m - mc);
+            for m0 in (mc..mc + block_rows).step_by(MR) {
+                // Row blocks are MR rows from row 0 (MC is a multiple of MR), the last shorter.
+                let rows = MR.min(m - m0);
+                let block = &a[m0 * pairs..(m0 + rows) * pairs];
+                let c = &mut acc[(m0 - mc) * NR..(m0 - mc + rows) * NR];
+                // SAFETY: `c` holds `rows` rows of NR values at stride NR; `block` holds
+                // `pairs × rows` packed values and the panel `pairs × 64`.
+                unsafe { call_tile(isa, pairs, rows, block, panel, c.as_mut_ptr(), NR, cols) };
+            }
+            finish(j, mc, block_rows, cols, &acc[..block_rows * NR]);
         }
     };
     if parallel {
@@ -176,12 +185,6 @@ where
     }
 }
 
-/// Dispatches one tile to the kernel for `rows` (a const generic on the AVX-512 path, so its
-/// accumulators stay in registers).
-///
-/// # Safety
-/// `c` must be valid for writes of `cols` values at `rows` rows spaced `ldc` apart, and no other
-/// thread may touch them meanwhile.
 #[allow(clippy::too_many_arguments)]
 unsafe fn call_tile(
     isa: Isa,

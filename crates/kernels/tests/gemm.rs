@@ -65,6 +65,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (17, 18, 65),
     (1, 1152, 300),
     (33, 300, 97),
+    // Several row blocks of 64 and k-slices of 256 (the cache blocking), with edges.
+    (70, 600, 40),
+    (129, 513, 33),
 ];
 
 #[test]
