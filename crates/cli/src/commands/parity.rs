@@ -21,6 +21,11 @@ use crate::output::out;
      (action_emitted, action_unnormalized) abs 1e-2; head_gripper_logits cosine >= 0.999 with \
      equal signs; losses 1e-4 + 1e-2*|ref|; every other float tensor (head_actions included) \
      cosine similarity >= 0.999.\n\
+     bf16 greedy generation (gen_new_ids, gen_step_logits): a different token is accepted only \
+     where the reference's top-2 logit margin at that step is at most one bf16 spacing of its \
+     top logit (2^(floor(log2|top|) - 7)): a tie at bf16's resolution. That row's later steps \
+     are then not compared (they continue a different prefix) and the report lists the step as \
+     NEAR-TIE; a different token where the margin is larger fails. f32 and f16 ids stay exact.\n\
      Informational reference tensors, never compared:\n{}\n\n\
      Exit status: 0 when every compared tensor passed (and, with --require-all, nothing was left \
      unchecked); 1 otherwise.",
