@@ -76,6 +76,18 @@ pub(crate) fn gelu(x: f32) -> f32 {
 /// `e^v` without branches: `v = n·ln2 + r`, `|r| ≤ ln2/2`, `e^r` by a degree-7 Taylor
 /// polynomial (truncation < 2⁻²⁷ on that range), scaled by `2^n` through the exponent bits. The
 /// input is clamped to [−87, 88] (beyond which GELU is exactly 0 or x in f32 anyway).
+/// `Σ values` over 16 independent lanes, then across them: a sum the compiler vectorises (a
+/// serial `sum()` is one dependent add per value). The order differs from a serial sum's by
+/// design; it is fixed, so results are deterministic.
+#[inline(always)]
+pub(crate) fn sum_lanes(values: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0f32; 16];
+    for (i, v) in values.enumerate() {
+        lanes[i % 16] += v;
+    }
+    lanes.iter().sum()
+}
+
 #[inline(always)]
 pub(crate) fn exp(v: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;

@@ -8,6 +8,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
+use crate::elementwise::{run, sum_lanes, to_bf16};
 use crate::error::{Error, Result};
 
 /// Rows per parallel job (rows are a few thousand values: a few rows amortise scheduling).
@@ -18,11 +19,13 @@ const ROWS: usize = 4;
 pub fn rms_norm_bf16(x: &[f32], scale: &[f32], eps: f32, out: &mut [bf16]) -> Result<()> {
     let hidden = rows_of(x.len(), scale.len(), out.len())?;
     out.par_chunks_mut(ROWS * hidden).zip(x.par_chunks(ROWS * hidden)).for_each(|(out, x)| {
-        for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
-            let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / hidden as f32;
-            let inv = 1.0 / (mean_sq + eps).sqrt();
-            out.iter_mut().zip(x.iter().zip(scale)).for_each(|(o, (v, s))| *o = bf16::from_f32(v * inv * s));
-        }
+        run(|| {
+            for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
+                let mean_sq = sum_lanes(x.iter().map(|v| v * v)) / hidden as f32;
+                let inv = 1.0 / (mean_sq + eps).sqrt();
+                out.iter_mut().zip(x.iter().zip(scale)).for_each(|(o, (v, s))| *o = to_bf16(v * inv * s));
+            }
+        })
     });
     Ok(())
 }
@@ -38,16 +41,24 @@ pub fn layer_norm_bf16(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32
     }
     out.par_chunks_mut(ROWS * hidden).zip(x.par_chunks(ROWS * hidden)).for_each(|(out, x)| {
         let mut row = vec![0f32; hidden];
-        for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
-            row.iter_mut().zip(x).for_each(|(r, v)| *r = v.to_f32());
-            let mean = row.iter().sum::<f32>() / hidden as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / hidden as f32;
-            let inv = 1.0 / (var + eps).sqrt();
-            for (i, o) in out.iter_mut().enumerate() {
-                let y = (row[i] - mean) * inv * gamma[i] + beta.map_or(0.0, |b| b[i]);
-                *o = bf16::from_f32(y);
+        run(|| {
+            for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
+                row.iter_mut().zip(x).for_each(|(r, v)| *r = v.to_f32());
+                let mean = sum_lanes(row.iter().copied()) / hidden as f32;
+                let var = sum_lanes(row.iter().map(|v| (v - mean) * (v - mean))) / hidden as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                match beta {
+                    Some(beta) => out
+                        .iter_mut()
+                        .zip(row.iter().zip(gamma.iter().zip(beta)))
+                        .for_each(|(o, (r, (g, b)))| *o = to_bf16((r - mean) * inv * g + b)),
+                    None => out
+                        .iter_mut()
+                        .zip(row.iter().zip(gamma))
+                        .for_each(|(o, (r, g))| *o = to_bf16((r - mean) * inv * g)),
+                }
             }
-        }
+        })
     });
     Ok(())
 }
