@@ -7,6 +7,8 @@ use burn::tensor::DType;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use robovlm_ops::{PackedWeight, WeightLayout};
+
 use crate::config::VisionConfig;
 
 /// `SiglipVisionEmbeddings` (transformers `modeling_siglip.py`): non-overlapping patches through
@@ -17,6 +19,9 @@ pub struct Embeddings<B: Backend> {
     pub patch_embedding: Conv2d<B>,
     /// `[num_patches, hidden]`.
     pub position_embedding: Embedding<B>,
+    /// The conv weight's packed-bf16 copy for the CPU fast path (not a parameter).
+    #[module(skip)]
+    patch_packed: PackedWeight,
 }
 
 impl<B: Backend> Embeddings<B> {
@@ -28,6 +33,7 @@ impl<B: Backend> Embeddings<B> {
                 .with_bias(true)
                 .init(device),
             position_embedding: EmbeddingConfig::new(c.num_patches(), c.hidden_size).init(device),
+            patch_packed: PackedWeight::default(),
         }
     }
 
@@ -35,10 +41,49 @@ impl<B: Backend> Embeddings<B> {
     /// - `pixels`: `[batch, channels, image_size, image_size]`
     /// - returns: `[batch, num_patches, hidden]`
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        // In f32 whatever the precision: Burn's direct convolution kernel on GPU backends sums the
-        // 3·14·14 products of a patch in the tensor's dtype, and in f16 that alone put the
-        // embeddings 10x further from the reference than every later layer together (measured
-        // on wgpu). A valid, unpadded patch convolution, as HF's (`padding="valid"`).
+        let x = match self.patches_as_product(pixels) {
+            Ok(x) => x,
+            Err(pixels) => self.conv_f32(pixels),
+        };
+        let [_, tokens, _] = x.dims();
+        let [positions, _] = self.position_embedding.weight.dims();
+        assert_eq!(tokens, positions, "image gives {tokens} patches, position table has {positions}");
+        x + self.position_embedding.weight.val().unsqueeze::<3>()
+    }
+
+    /// bf16 on Flex (a CPU with AVX-512 BF16): the non-overlapping patches gathered as rows
+    /// `[batch·patches, channels·patch²]` (the conv weight's own flattening) times the packed
+    /// weight — bf16 products summed in f32, the bias added, rounded once, as PyTorch's bf16
+    /// convolution does; the result is already `[batch, patches, hidden]`, no transpose. (The f32
+    /// island of [`Self::conv_f32`] guards GPU kernels that sum in the tensor's dtype; this one
+    /// sums in f32.) Otherwise `pixels` back.
+    fn patches_as_product(&self, pixels: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+        let conv = &self.patch_embedding;
+        let [batch, channels, h, w] = pixels.dims();
+        let [hidden, in_channels, p, pw] = conv.weight.dims();
+        if pixels.dtype() != DType::BF16 || in_channels != channels || p != pw || p == 0 || conv.stride != [p, p] {
+            return Err(pixels);
+        }
+        let (gh, gw) = (h / p, w / p);
+        let weight = conv.weight.val().reshape([hidden, channels * p * p]);
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        // Cheap to build (a few hundred thousand values); taken back whole if the product does
+        // not apply.
+        let rows = pixels
+            .clone()
+            .slice([0..batch, 0..channels, 0..gh * p, 0..gw * p])
+            .reshape([batch, channels, gh, p, gw, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([batch, gh * gw, channels * p * p]);
+        self.patch_packed.matmul(rows, &weight, WeightLayout::OutIn, bias.as_ref()).map_err(|_| pixels)
+    }
+
+    /// The patch convolution in f32 whatever the precision, returned `[batch, patches, hidden]`.
+    fn conv_f32(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
+        // In f32: Burn's direct convolution kernel on GPU backends sums the 3·14·14 products of
+        // a patch in the tensor's dtype, and in f16 that alone put the embeddings 10x further
+        // from the reference than every later layer together (measured on wgpu). A valid,
+        // unpadded patch convolution, as HF's (`padding="valid"`).
         let conv = &self.patch_embedding;
         let (dtype, f32) = (pixels.dtype(), DType::F32);
         let x = conv2d(
@@ -49,9 +94,6 @@ impl<B: Backend> Embeddings<B> {
         )
         .cast(dtype); // [batch, hidden, grid, grid]
         let [batch, hidden, gh, gw] = x.dims();
-        let x = x.reshape([batch, hidden, gh * gw]).swap_dims(1, 2);
-        let [positions, _] = self.position_embedding.weight.dims();
-        assert_eq!(gh * gw, positions, "image gives {} patches, position table has {positions}", gh * gw);
-        x + self.position_embedding.weight.val().unsqueeze::<3>()
+        x.reshape([batch, hidden, gh * gw]).swap_dims(1, 2)
     }
 }
