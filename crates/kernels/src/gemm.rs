@@ -137,10 +137,10 @@ pub(crate) fn pack_lhs_rows<'r, T: Copy + 'r>(
             for (two, dst) in src.chunks_exact(2).zip(dst.by_ref()) {
                 *dst = u32::from(bits(two[0])) | (u32::from(bits(two[1])) << 16);
             }
-            if let (Some(dst), [.., last]) = (dst.next(), src) {
-                if k % 2 == 1 {
-                    *dst = u32::from(bits(*last));
-                }
+            if k % 2 == 1
+                && let (Some(dst), [.., last]) = (dst.next(), src)
+            {
+                *dst = u32::from(bits(*last));
             }
         }
     }
