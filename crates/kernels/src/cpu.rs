@@ -13,7 +13,9 @@ pub struct CpuFeatures {
     pub model: String,
     /// AVX2 + FMA (f32 fused multiply-add on 256-bit vectors).
     pub avx2: bool,
-    /// AVX-512 Foundation (512-bit f32 FMA, masked stores).
+    /// AVX-512 Foundation with BW and VL, and AVX2 + FMA (512-bit f32 FMA, masked loads and
+    /// stores, 16-bit lane moves): everything the AVX-512 builds of the element-wise, attention,
+    /// norm and few-row kernels enable. (Only Xeon Phi had F without BW/VL.)
     pub avx512f: bool,
     /// AVX-512 BF16: `vdpbf16ps`, pairwise bf16 dot products accumulated in f32.
     pub avx512_bf16: bool,
@@ -64,7 +66,11 @@ fn detect() -> CpuFeatures {
         CpuFeatures {
             model,
             avx2: is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            avx512f: is_x86_feature_detected!("avx512f"),
+            avx512f: is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma"),
             avx512_bf16: is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"),
             amx_bf16,
         }
