@@ -52,7 +52,7 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     let (k, n) = (weights.k(), weights.n());
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
-    let a = pack_lhs(m, k, |i| bf16::from_f32(lhs[i]).to_bits());
+    let a = pack_lhs(lhs, m, k, |v| bf16::from_f32(v).to_bits());
     run(isa, &a, m, weights, true, copy_to(out, n));
     Ok(())
 }
@@ -83,7 +83,7 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     if let Some(bias) = bias {
         check("bias", bias.len(), 1, n)?;
     }
-    let a = pack_lhs(m, k, |i| lhs[i].to_bits());
+    let a = pack_lhs(lhs, m, k, bf16::to_bits);
     let out = SharedOut(out.as_mut_ptr().cast::<f32>());
     run(Isa::best(), &a, m, weights, true, |j, m0, rows, cols, acc| {
         let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
@@ -129,19 +129,32 @@ pub(crate) fn pack_lhs_rows<'r, T: Copy + 'r>(
         return;
     }
     for (b, block) in a.chunks_mut(MR * pairs).enumerate() {
-        let rows = block.len() / pairs;
-        for r in 0..rows {
-            let src = &row(b * MR + r)[..k];
-            let mut dst = block.iter_mut().skip(r).step_by(rows);
-            // (`src` first: `zip` then stops without taking the slot of an odd last value.)
-            for (two, dst) in src.chunks_exact(2).zip(dst.by_ref()) {
-                *dst = u32::from(bits(two[0])) | (u32::from(bits(two[1])) << 16);
-            }
-            if k % 2 == 1
-                && let (Some(dst), [.., last]) = (dst.next(), src)
-            {
-                *dst = u32::from(bits(*last));
-            }
+        pack_block(block, pairs, k, |r| row(b * MR + r), &bits);
+    }
+}
+
+/// One row block of packed lhs (`block.len() / pairs ≤ MR` rows, `row(r)` its `r`-th row):
+/// `block[p·rows + r]` holds columns `2p` (low half) and `2p + 1` (high half, 0 past `k`).
+#[inline(always)]
+fn pack_block<'r, T: Copy + 'r>(
+    block: &mut [u32],
+    pairs: usize,
+    k: usize,
+    row: impl Fn(usize) -> &'r [T],
+    bits: &impl Fn(T) -> u16,
+) {
+    let rows = block.len() / pairs;
+    for r in 0..rows {
+        let src = &row(r)[..k];
+        let mut dst = block.iter_mut().skip(r).step_by(rows);
+        // (`src` first: `zip` then stops without taking the slot of an odd last value.)
+        for (two, dst) in src.chunks_exact(2).zip(dst.by_ref()) {
+            *dst = u32::from(bits(two[0])) | (u32::from(bits(two[1])) << 16);
+        }
+        if k % 2 == 1
+            && let (Some(dst), [.., last]) = (dst.next(), src)
+        {
+            *dst = u32::from(bits(*last));
         }
     }
 }
@@ -228,25 +241,18 @@ unsafe fn call_tile(
     }
 }
 
-/// Packs the left operand (`bits(i)`: the bf16 bits of element `i` of the row-major `[m, k]`
-/// matrix) as pairs, in blocks of `MR` rows: block `b` holds `[pair][row]`, so a tile reads its
-/// broadcasts sequentially. An odd `k` is padded with zero.
-fn pack_lhs(m: usize, k: usize, bits: impl Fn(usize) -> u16 + Sync) -> Vec<u32> {
+/// Packs the row-major `[m, k]` left operand (`bits`: an element's bf16 bits) as pairs, in
+/// blocks of `MR` rows in parallel: block `b` holds `[pair][row]`, so a tile reads its
+/// broadcasts sequentially. An odd `k` is padded with zero. (Callers have checked `lhs` holds
+/// `m·k` values.)
+fn pack_lhs<T: Copy + Sync>(lhs: &[T], m: usize, k: usize, bits: impl Fn(T) -> u16 + Sync) -> Vec<u32> {
     let pairs = k.div_ceil(2);
     let mut a = vec![0u32; m * pairs];
     if a.is_empty() {
         return a;
     }
     a.par_chunks_mut(MR * pairs).enumerate().for_each(|(b, block)| {
-        let rows = block.len() / pairs;
-        for r in 0..rows {
-            let row = (b * MR + r) * k;
-            for p in 0..pairs {
-                let even = bits(row + 2 * p);
-                let odd = if 2 * p + 1 < k { bits(row + 2 * p + 1) } else { 0 };
-                block[p * rows + r] = u32::from(even) | (u32::from(odd) << 16);
-            }
-        }
+        pack_block(block, pairs, k, |r| &lhs[(b * MR + r) * k..][..k], &bits);
     });
     a
 }
