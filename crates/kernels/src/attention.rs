@@ -21,7 +21,7 @@ use half::bf16;
 use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
-use crate::elementwise::{exp, to_bf16};
+use crate::elementwise::{exp, fold_lanes, to_bf16};
 use crate::error::{Error, Result};
 use crate::gemm::{pack_lhs_rows, product_serial};
 use crate::packed::PackedBf16;
@@ -356,28 +356,14 @@ fn softmax_row(row: &mut [f32], bias: Option<&[f32]>, scale: f32, softcap: Optio
     if let Some(bias) = bias {
         row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
     }
-    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    let max = fold_lanes(row, f32::NEG_INFINITY, |v| v, f32::max);
     if !max.is_finite() {
         row.fill(0.0);
         return;
     }
     row.iter_mut().for_each(|s| *s = exp(*s - max));
-    let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+    let inv = 1.0 / fold_lanes(row, 0.0, |v| v, |a, b| a + b);
     row.iter_mut().for_each(|s| *s *= inv);
-}
-
-/// A reduction over 16 independent lanes, then across them (vectorisable, unlike a serial fold).
-#[inline(always)]
-fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 16];
-    let chunks = x.chunks_exact(16);
-    let tail = chunks.remainder().iter().fold(init, |a, b| f(a, *b));
-    for chunk in chunks {
-        for (a, x) in acc.iter_mut().zip(chunk) {
-            *a = f(*a, *x);
-        }
-    }
-    acc.iter().fold(tail, |a, b| f(a, *b))
 }
 
 /// `tanh(y) = 1 − 2 / (1 + e^{2y})` on the clamped polynomial exponential: vectorisable;

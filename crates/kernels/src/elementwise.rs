@@ -76,16 +76,21 @@ pub(crate) fn gelu(x: f32) -> f32 {
 /// `e^v` without branches: `v = n·ln2 + r`, `|r| ≤ ln2/2`, `e^r` by a degree-7 Taylor
 /// polynomial (truncation < 2⁻²⁷ on that range), scaled by `2^n` through the exponent bits. The
 /// input is clamped to [−87, 88] (beyond which GELU is exactly 0 or x in f32 anyway).
-/// `Σ values` over 16 independent lanes, then across them: a sum the compiler vectorises (a
-/// serial `sum()` is one dependent add per value). The order differs from a serial sum's by
-/// design; it is fixed, so results are deterministic.
+/// `f` folded over `map(x[i])` in 16 independent lanes (64-byte chunks, then the tail), then
+/// across them: a reduction the compiler vectorises, unlike a serial fold (one dependent
+/// operation per value). The order is fixed, so results are deterministic. Shared by the
+/// softmax (maximum, sum) and the norms (sums of values and squares).
 #[inline(always)]
-pub(crate) fn sum_lanes(values: impl Iterator<Item = f32>) -> f32 {
-    let mut lanes = [0f32; 16];
-    for (i, v) in values.enumerate() {
-        lanes[i % 16] += v;
+pub(crate) fn fold_lanes(x: &[f32], init: f32, map: impl Fn(f32) -> f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(init, |a, b| f(a, map(*b)));
+    for chunk in chunks {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, map(*x));
+        }
     }
-    lanes.iter().sum()
+    acc.iter().fold(tail, |a, b| f(a, *b))
 }
 
 #[inline(always)]

@@ -8,7 +8,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use crate::elementwise::{run, sum_lanes, to_bf16};
+use crate::elementwise::{fold_lanes, run, to_bf16};
 use crate::error::{Error, Result};
 
 /// Rows per parallel job (rows are a few thousand values: a few rows amortise scheduling).
@@ -21,7 +21,7 @@ pub fn rms_norm_bf16(x: &[f32], scale: &[f32], eps: f32, out: &mut [bf16]) -> Re
     out.par_chunks_mut(ROWS * hidden).zip(x.par_chunks(ROWS * hidden)).for_each(|(out, x)| {
         run(|| {
             for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
-                let mean_sq = sum_lanes(x.iter().map(|v| v * v)) / hidden as f32;
+                let mean_sq = fold_lanes(x, 0.0, |v| v * v, |a, b| a + b) / hidden as f32;
                 let inv = 1.0 / (mean_sq + eps).sqrt();
                 out.iter_mut().zip(x.iter().zip(scale)).for_each(|(o, (v, s))| *o = to_bf16(v * inv * s));
             }
@@ -44,8 +44,8 @@ pub fn layer_norm_bf16(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32
         run(|| {
             for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
                 row.iter_mut().zip(x).for_each(|(r, v)| *r = v.to_f32());
-                let mean = sum_lanes(row.iter().copied()) / hidden as f32;
-                let var = sum_lanes(row.iter().map(|v| (v - mean) * (v - mean))) / hidden as f32;
+                let mean = fold_lanes(&row, 0.0, |v| v, |a, b| a + b) / hidden as f32;
+                let var = fold_lanes(&row, 0.0, |v| (v - mean) * (v - mean), |a, b| a + b) / hidden as f32;
                 let inv = 1.0 / (var + eps).sqrt();
                 match beta {
                     Some(beta) => out
