@@ -104,6 +104,23 @@ impl PackedWeight {
     }
 }
 
+impl PackedWeight {
+    /// Whether [`Self::matmul`] can take the packed path for `weight` (Flex, bf16, a CPU with
+    /// AVX-512 BF16, `ROBOVLM_KERNELS` not `off`), given a bf16 `x` of matching width: lets a
+    /// caller skip preparing an operand (SigLIP's gathered patches) that only that path uses.
+    pub fn applies<B: Backend>(weight: &Tensor<B, 2>) -> bool {
+        #[cfg(feature = "flex")]
+        {
+            flex::applies(weight)
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            let _ = weight;
+            false
+        }
+    }
+}
+
 #[cfg(feature = "flex")]
 struct Packed {
     source: std::sync::Weak<burn::tensor::Bytes>,
@@ -131,6 +148,10 @@ mod flex {
 
     use super::{Packed, PackedWeight, WeightLayout};
     use crate::flex::{bf16_tensor, bf16_values, contiguous, enabled, from_flex, to_flex};
+
+    pub(super) fn applies<B: Backend>(weight: &Tensor<B, 2>) -> bool {
+        enabled() && weight.dtype() == DType::BF16 && to_flex::<B, 2>(weight.clone()).is_ok()
+    }
 
     pub(super) fn matmul<B: Backend, const D: usize>(
         slot: &PackedWeight,
@@ -250,6 +271,7 @@ mod tests {
         };
         let fast_path = robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16;
         assert_eq!(linear.fast(x.clone()).is_ok(), fast_path, "fast path iff AVX-512 BF16");
+        assert_eq!(super::PackedWeight::applies(&linear.weight.val()), fast_path);
         check(&linear);
         linear.weight = Param::from_tensor(bf16_tensor([40, 70], 9));
         check(&linear);
@@ -265,6 +287,7 @@ mod tests {
         let linear: Linear<Flex> = burn_layer.clone().into();
         let x = Tensor::<Flex, 2>::ones([3, 8], &device);
         assert!(linear.fast(x.clone()).is_err());
+        assert!(!super::PackedWeight::applies(&linear.weight.val()), "f32 weight");
         assert_eq!(linear.forward(x.clone()).into_data(), burn_layer.forward(x).into_data());
     }
 }

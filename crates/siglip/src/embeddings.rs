@@ -64,11 +64,12 @@ impl<B: Backend> Embeddings<B> {
         if pixels.dtype() != DType::BF16 || in_channels != channels || p != pw || p == 0 || conv.stride != [p, p] {
             return Err(pixels);
         }
-        let (gh, gw) = (h / p, w / p);
         let weight = conv.weight.val().reshape([hidden, channels * p * p]);
+        if !PackedWeight::applies(&weight) {
+            return Err(pixels);
+        }
+        let (gh, gw) = (h / p, w / p);
         let bias = conv.bias.as_ref().map(|b| b.val());
-        // Cheap to build (a few hundred thousand values); taken back whole if the product does
-        // not apply.
         let rows = pixels
             .clone()
             .slice([0..batch, 0..channels, 0..gh * p, 0..gw * p])
