@@ -100,14 +100,15 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 /// A PaliGemma with random weights at the spec's shapes, built on `device`.
+/// Packed as a loaded model is ([`robovlm_ops::pack_weights`]), so memory is measured as users get it.
 pub fn random_paligemma<B: Backend>(spec: &BenchSpec, device: &B::Device) -> PaliGemma<B> {
-    PaliGemma {
+    robovlm_ops::pack_weights(PaliGemma {
         image: ImageEncoder {
             vision: spec.vision.init::<B>(device),
             projector: ProjectorConfig::new(spec.vision.hidden_size, spec.projection_dim).init::<B>(device),
         },
         language: spec.text.init::<B>(device),
-    }
+    })
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

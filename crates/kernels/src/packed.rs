@@ -50,6 +50,24 @@ impl PackedBf16 {
         Ok(Self::pack(k, n, |row, col| weights[col * k + row].to_bits()))
     }
 
+    /// The matrix back in `[k, n]` row-major bf16 (the layout [`Self::from_kn_bf16`] takes): for
+    /// callers that dropped their own copy after packing and need the plain matrix again.
+    pub fn to_kn_bf16(&self) -> Vec<bf16> {
+        let (k, n) = (self.k, self.n);
+        let mut out = vec![bf16::ZERO; k * n];
+        if out.is_empty() {
+            return out;
+        }
+        out.par_chunks_mut(n).enumerate().for_each(|(row, values)| {
+            let (pair, half) = (row / 2, row % 2);
+            for (col, value) in values.iter_mut().enumerate() {
+                let panel = self.panel(col / NR);
+                *value = bf16::from_bits(panel[pair * PANEL_PAIR + 2 * (col % NR) + half]);
+            }
+        });
+        out
+    }
+
     /// Rows: the inner dimension of the product.
     pub fn k(&self) -> usize {
         self.k
@@ -150,6 +168,7 @@ mod tests {
         let to_bf16 = |v: &[f32]| v.iter().map(|x| bf16::from_f32(*x)).collect::<Vec<_>>();
         assert_eq!(a, PackedBf16::from_kn_bf16(&to_bf16(&kn), k, n).unwrap());
         assert_eq!(a, PackedBf16::from_nk_bf16(&to_bf16(&nk), n, k).unwrap());
+        assert_eq!(a.to_kn_bf16(), to_bf16(&kn), "unpacking gives the matrix back");
         assert_eq!((a.pairs(), a.panels()), (3, 2));
         // Row 3, column 33 sits in panel 1, pair 1, column 1, second of the pair.
         assert_eq!(a.panel(1)[PANEL_PAIR + 2 + 1], bf16::from_f32(kn[3 * n + 33]).to_bits());

@@ -12,7 +12,7 @@ mod rope;
 
 pub use attention::{attention, attention_grouped, attention_with};
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
-pub use linear::{Linear, PackedWeight, WeightLayout};
+pub use linear::{Linear, PackedWeight, WeightLayout, pack_weights};
 pub use matmul_transposed::matmul_transposed;
 pub use norm::{layer_norm, rms_norm_to_bf16};
 pub use rope::rope;

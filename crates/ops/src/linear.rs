@@ -58,8 +58,34 @@ impl<B: Backend> Linear<B> {
     /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
     pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
         let bias = self.bias.as_ref().map(|b| b.val());
+        // A weight `pack_weights` kept only packed: use that copy, without rebuilding Burn's.
+        #[cfg(feature = "flex")]
+        if !self.weight.is_initialized()
+            && let Some(weights) = flex::released(self.weight.id)
+        {
+            return flex::product(x, &weights, bias.as_ref());
+        }
         self.packed.matmul(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref())
     }
+}
+
+/// Packs every [`Linear`] weight of `module` for the bf16 CPU fast path now and keeps only the
+/// packed copy, halving the memory the weights take: Burn's bf16 matrix is dropped and its
+/// parameter becomes a lazy one that rebuilds the same values from the packed copy if anything
+/// else ever reads it (a fallback product, saving the module) — nothing is lost, that read just
+/// costs the memory back for that one weight.
+///
+/// Call it once, after loading, on a model used for inference. A no-op unless the fast path
+/// applies (Flex, bf16 weights, a CPU with AVX-512 BF16, `ROBOVLM_KERNELS` not `off`); weights of
+/// other dtypes, backends (autodiff included) and modules are returned untouched. (Burn's own
+/// `nn::Linear` is matched too — its weights have the same layout — but its forward then rebuilds
+/// the matrix: apply this to models built from this crate's layer.)
+pub fn pack_weights<B: Backend, M: Module<B>>(module: M) -> M {
+    #[cfg(feature = "flex")]
+    if crate::flex::enabled() {
+        return module.map(&mut flex::Release::default());
+    }
+    module
 }
 
 /// How a weight matrix is stored.
@@ -139,11 +165,13 @@ impl std::fmt::Debug for PackedWeight {
 
 #[cfg(feature = "flex")]
 mod flex {
-    use std::sync::Arc;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, Weak};
 
+    use burn::module::{ModuleMapper, Param, ParamId};
     use burn::prelude::*;
-    use burn::tensor::{DType, bf16};
-    use burn_flex::FlexTensor;
+    use burn::tensor::{Bytes, DType, bf16};
+    use burn_flex::{FlexTensor, Layout};
     use robovlm_kernels::PackedBf16;
 
     use super::{Packed, PackedWeight, WeightLayout};
@@ -163,13 +191,34 @@ mod flex {
         if !enabled() || x.dtype() != DType::BF16 || weight.dtype() != DType::BF16 {
             return Err(x);
         }
-        let dims = x.dims();
         let Ok(weight) = to_flex::<B, 2>(weight.clone()) else { return Err(x) };
         let [rows_w, cols_w] = weight.layout().shape().dims::<2>();
         let (k, n) = match layout {
             WeightLayout::InOut => (rows_w, cols_w),
             WeightLayout::OutIn => (cols_w, rows_w),
         };
+        // (A shape Burn's op will report is not worth packing for.)
+        if x.dims()[D - 1] != k {
+            return Err(x);
+        }
+        match packed(slot, &weight, layout, k, n) {
+            Some(packed) => product(x, &packed, bias),
+            None => Err(x),
+        }
+    }
+
+    /// `x · W (+ bias)` for `W` already packed; `x` back unchanged where the fast path does not
+    /// apply.
+    pub(super) fn product<B: Backend, const D: usize>(
+        x: Tensor<B, D>,
+        packed: &PackedBf16,
+        bias: Option<&Tensor<B, 1>>,
+    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        if !enabled() || x.dtype() != DType::BF16 {
+            return Err(x);
+        }
+        let dims = x.dims();
+        let (k, n) = (packed.k(), packed.n());
         // Anything unexpected (a shape Burn's op will report, a bias of another dtype) takes
         // Burn's path: this one only ever runs when every operand is what it assumes.
         let bias = match bias {
@@ -186,11 +235,10 @@ mod flex {
             return Err(x);
         }
         let x = contiguous(&to_flex(x)?);
-        let Some(packed) = packed(slot, &weight, layout, k, n) else { return Err(from_flex(x)) };
         let rows = dims[..D - 1].iter().product::<usize>();
         let mut out = vec![bf16::ZERO; rows * n];
         let done = match x.as_slice::<bf16>() {
-            Some(input) => robovlm_kernels::matmul_bf16(input, rows, &packed, bias.as_deref(), &mut out).is_ok(),
+            Some(input) => robovlm_kernels::matmul_bf16(input, rows, packed, bias.as_deref(), &mut out).is_ok(),
             None => false,
         };
         if !done {
@@ -224,6 +272,70 @@ mod flex {
         });
         *slot = Some(Packed { source: Arc::downgrade(&source), layout, weights: weights.clone() });
         Some(weights)
+    }
+
+    /// Packed weights whose Burn copy [`super::pack_weights`] dropped, by parameter. Weak: the
+    /// strong reference lives in the lazy parameter's rebuild closure, so an entry dies with the
+    /// last copy of its module (dead entries are swept on insert).
+    static RELEASED: Mutex<Option<HashMap<ParamId, Weak<PackedBf16>>>> = Mutex::new(None);
+
+    /// The packed copy of a released weight, if `id` is one (and its module is alive).
+    pub(super) fn released(id: ParamId) -> Option<Arc<PackedBf16>> {
+        let registry = RELEASED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        registry.as_ref()?.get(&id)?.upgrade()
+    }
+
+    fn register(id: ParamId, weights: &Arc<PackedBf16>) {
+        let mut registry = RELEASED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registry = registry.get_or_insert_with(HashMap::new);
+        registry.retain(|_, w| w.strong_count() > 0);
+        registry.insert(id, Arc::downgrade(weights));
+    }
+
+    /// The module mapper behind [`super::pack_weights`]: replaces each bf16 Flex `weight` of a
+    /// `Linear` by a lazy parameter built from its packed copy. `inside` tracks, per entered
+    /// module field, whether it is a `Linear`'s `weight`.
+    #[derive(Default)]
+    pub(super) struct Release {
+        inside: Vec<bool>,
+    }
+
+    impl<B: Backend> ModuleMapper<B> for Release {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.inside.push(name == "weight" && container_type == "Struct:Linear");
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.inside.pop();
+        }
+
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            if D != 2 || self.inside.last() != Some(&true) {
+                return param;
+            }
+            let Ok(weight) = to_flex::<B, D>(param.val()) else { return param };
+            if weight.dtype() != DType::BF16 {
+                return param;
+            }
+            let [k, n] = weight.layout().shape().dims::<2>();
+            let weight = contiguous(&weight);
+            let Some(packed) = weight.as_slice::<bf16>().and_then(|v| PackedBf16::from_kn_bf16(v, k, n).ok()) else {
+                return param;
+            };
+            let packed = Arc::new(packed);
+            register(param.id, &packed);
+            let (id, device, require_grad) = (param.id, param.lazy_device(), param.is_require_grad());
+            drop((weight, param));
+            let rebuild = move |_: &B::Device, require_grad: bool| {
+                let values = FlexTensor::new(
+                    Bytes::from_elems(packed.to_kn_bf16()),
+                    Layout::contiguous(Shape::from(vec![k, n])),
+                    DType::BF16,
+                );
+                from_flex::<B, D>(values).set_require_grad(require_grad)
+            };
+            Param::uninitialized(id, rebuild, device, require_grad, Shape::from(vec![k, n]))
+        }
     }
 }
 
@@ -275,6 +387,36 @@ mod tests {
         check(&linear);
         linear.weight = Param::from_tensor(bf16_tensor([40, 70], 9));
         check(&linear);
+    }
+
+    #[derive(Module, Debug)]
+    struct Two<B: Backend> {
+        first: Linear<B>,
+        second: Linear<B>,
+    }
+
+    /// `pack_weights` drops Burn's copy of each weight (where the fast path applies) without
+    /// changing a single output bit, and reading the weight afterwards gives the same matrix back.
+    #[test]
+    fn packed_weights_keep_results_and_values() {
+        let mut first: Linear<Flex> = LinearConfig::new(40, 70).init(&Default::default()).into();
+        first.weight = Param::from_tensor(bf16_tensor([40, 70], 1));
+        first.bias = Some(Param::from_tensor(bf16_tensor([70], 2)));
+        let mut second: Linear<Flex> = LinearConfig::new(70, 33).with_bias(false).init(&Default::default()).into();
+        second.weight = Param::from_tensor(bf16_tensor([70, 33], 3));
+        let model = Two { first, second };
+        let x = bf16_tensor([2, 5, 40], 4);
+        let run = |m: &Two<Flex>| m.second.forward(m.first.forward(x.clone())).into_data();
+        let (want, weights) = (run(&model), model.second.weight.val().into_data());
+        let fast_path = robovlm_kernels::Isa::best() == robovlm_kernels::Isa::Avx512Bf16;
+        let packed = super::pack_weights(model);
+        assert_eq!(!packed.first.weight.is_initialized(), fast_path, "released iff the fast path applies");
+        assert_eq!(!packed.second.weight.is_initialized(), fast_path);
+        assert!(packed.first.bias.as_ref().is_some_and(|b| b.is_initialized()), "biases stay");
+        assert_eq!(run(&packed.clone()), want);
+        assert_eq!(!packed.first.weight.is_initialized(), fast_path, "the product did not rebuild it");
+        assert_eq!(packed.second.weight.val().into_data(), weights, "rebuilt on demand, same values");
+        assert_eq!(run(&packed), want, "and still the same results");
     }
 
     /// f32 tensors never take the bf16 path (f32 results stay bit-identical to Burn's).

@@ -107,7 +107,7 @@ impl<B: Backend> PaliGemma<B> {
     }
 
     /// Loads the weights from an open checkpoint whose keys follow `layout` (e.g. the backbone
-    /// inside a RoboVLMs checkpoint).
+    /// inside a RoboVLMs checkpoint), then [`robovlm_ops::pack_weights`].
     pub fn load_checkpoint(
         checkpoint: &Checkpoint,
         layout: &KeyLayout,
@@ -122,7 +122,9 @@ impl<B: Backend> PaliGemma<B> {
             prefixes.push((layout.lm_head.as_str(), "lm_head."));
         }
         language.load_weights(checkpoint, &prefixes)?;
-        Ok(Self { image, language })
+        // Where the bf16 CPU fast path applies, its packed copy becomes the only copy of each
+        // projection weight (half the memory; a no-op on other backends and dtypes).
+        Ok(robovlm_ops::pack_weights(Self { image, language }))
     }
 
     /// Token embeddings with `<image>` rows replaced by `features`, in order over the flattened
