@@ -18,12 +18,13 @@
 #![allow(unsafe_code)] // one call of the AVX-512 build of a job (`rows_avx512`)
 
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
 use crate::elementwise::{exp, fold_lanes, to_bf16};
 use crate::error::{Error, Result};
-use crate::gemm::{pack_lhs_rows, product_serial};
+use crate::gemm::{Lhs, copy_rows, product_serial};
 use crate::packed::PackedBf16;
 
 /// Sizes of one attention call: `q`/`out` `[batch, heads, queries, head_dim]`, `k`/`v`
@@ -289,10 +290,15 @@ impl Job<'_> {
         let AttentionShape { kv_heads, keys, queries, head_dim: d, .. } = self.shape;
         let (kt, vp) = &self.packed[b * kv_heads + h / self.group];
         let (values, base, stride) = (self.q.values, self.q.layout.at(b, h, i0), self.q.layout.row);
-        pack_lhs_rows(&mut s.lhs, rows, d, |r| &values[base + r * stride..][..d], bf16::to_bits);
+        // Query rows are read in place where they are whole bf16 pairs at a usable stride.
+        let q = if d % 2 == 0 && stride >= d {
+            Lhs { values: values[base..].reinterpret_cast(), lda: stride }
+        } else {
+            copy_rows(&mut s.lhs, rows, d, |r| &values[base + r * stride..][..d], bf16::to_bits)
+        };
         let scores = resized(&mut s.scores, rows * keys);
         // Shapes were checked by the caller, so the products cannot fail.
-        product_serial(&s.lhs, rows, kt, scores).expect("checked shape");
+        product_serial(q, rows, kt, scores).expect("checked shape");
         let bias = self.bias.map(|x| &x.values[b * x.batch_stride + h * x.head_stride..][..queries * keys]);
         for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
             let bias = bias.map(|bias| &bias[(i0 + r) * keys..][..keys]);
@@ -301,16 +307,22 @@ impl Job<'_> {
         // p·v with f32 probabilities (the f32 island): p = hi + lo with both parts bf16
         // (|lo| ≤ 2⁻⁹·|p|, so hi + lo carries 16 significant bits), one product over the
         // stacked [hi; lo] rows, the two halves added in f32.
-        let split = resized(&mut s.split, 2 * rows * keys);
-        let (hi, lo) = split.split_at_mut(rows * keys);
-        for ((p, hi), lo) in scores.iter().zip(hi).zip(lo) {
-            let rounded = to_bf16(*p);
-            *hi = rounded.to_bits();
-            *lo = to_bf16(p - rounded.to_f32()).to_bits();
+        // Rows of `keys` rounded up to even (the padding zero) are the product's operand as is.
+        let lds = keys.next_multiple_of(2);
+        let split = resized(&mut s.split, 2 * rows * lds);
+        let (hi, lo) = split.split_at_mut(rows * lds);
+        for ((p, hi), lo) in scores.chunks_exact(keys).zip(hi.chunks_exact_mut(lds)).zip(lo.chunks_exact_mut(lds)) {
+            for ((p, hi), lo) in p.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
+                let rounded = to_bf16(*p);
+                *hi = rounded.to_bits();
+                *lo = to_bf16(p - rounded.to_f32()).to_bits();
+            }
+            if lds > keys {
+                (hi[keys], lo[keys]) = (0, 0);
+            }
         }
-        pack_lhs_rows(&mut s.lhs, 2 * rows, keys, |r| &split[r * keys..][..keys], |x| x);
         let o = resized(&mut s.out, 2 * rows * d);
-        product_serial(&s.lhs, 2 * rows, vp, o).expect("checked shape");
+        product_serial(Lhs { values: split, lda: lds }, 2 * rows, vp, o).expect("checked shape");
         let (hi, lo) = o.split_at_mut(rows * d);
         hi.iter_mut().zip(lo.iter()).for_each(|(h, l)| *h += l);
         hi
@@ -321,7 +333,7 @@ impl Job<'_> {
 /// cost more in page faults than the products themselves (measured: a third of the time).
 #[derive(Default)]
 struct Scratch {
-    lhs: Vec<u32>,
+    lhs: Vec<u16>,
     scores: Vec<f32>,
     split: Vec<u16>,
     out: Vec<f32>,

@@ -1,10 +1,12 @@
-//! `out = lhs · W` with `W` packed in bf16: the driver (checks, activation packing, threads).
+//! `out = lhs · W` with `W` packed in bf16: the driver (checks, operands, threads).
 #![allow(unsafe_code)] // the AVX-512 tiles are `unsafe fn`s; see `call_tile`
 
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
+use crate::elementwise::{self, to_bf16};
 use crate::error::{Error, Result};
 use crate::kernel::{self, MR};
 use crate::packed::{NR, PackedBf16};
@@ -52,8 +54,8 @@ pub fn matmul_with(isa: Isa, lhs: &[f32], m: usize, weights: &PackedBf16, out: &
     let (k, n) = (weights.k(), weights.n());
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
-    let a = pack_lhs(lhs, m, k, |v| bf16::from_f32(v).to_bits());
-    run(isa, &a, m, weights, true, copy_to(out, n));
+    let a = padded_rows(lhs, m, k, |v| bf16::from_f32(v).to_bits());
+    run(isa, Lhs { values: &a, lda: 2 * weights.pairs() }, m, weights, true, copy_to(out, n));
     Ok(())
 }
 
@@ -71,8 +73,9 @@ fn copy_to(out: &mut [f32], n: usize) -> impl Fn(usize, usize, usize, usize, &[f
 }
 
 /// `out[m, n] = bf16(Σ_k lhs[m, k] · W[k, n] + bias[n])` with bf16 activations in and out:
-/// what a bf16 `nn.Linear` computes (f32 sums, one rounding at the end), without f32 copies of
-/// either activation — the conversion and the bias happen in each thread's own tiles.
+/// what a bf16 `nn.Linear` computes (f32 sums, one rounding at the end), without copies of
+/// either activation — the tiles read `lhs` where it lies (an even `k`; an odd one is copied
+/// once, padded), and the bias and rounding happen in each thread's own tiles.
 ///
 /// # Shapes
 /// - `lhs`: `[m, k]`, `weights`: `[k, n]` (packed), `bias`: `[n]`, `out`: `[m, n]`.
@@ -83,80 +86,86 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     if let Some(bias) = bias {
         check("bias", bias.len(), 1, n)?;
     }
-    let a = pack_lhs(lhs, m, k, bf16::to_bits);
+    let padded;
+    let lhs = if k % 2 == 0 {
+        Lhs { values: lhs.reinterpret_cast(), lda: k }
+    } else {
+        padded = padded_rows(lhs, m, k, bf16::to_bits);
+        Lhs { values: &padded, lda: k + 1 }
+    };
     let out = SharedOut(out.as_mut_ptr().cast::<f32>());
-    run(Isa::best(), &a, m, weights, true, |j, m0, rows, cols, acc| {
+    run(Isa::best(), lhs, m, weights, true, |j, m0, rows, cols, acc| {
         let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
-        for r in 0..rows {
-            // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values, checked
-            // above) belong to this job only.
-            let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
-            let acc = &acc[r * NR..r * NR + cols];
-            match bias {
-                Some(b) => row.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = bf16::from_f32(a + b)),
-                None => row.iter_mut().zip(acc).for_each(|(o, a)| *o = bf16::from_f32(*a)),
+        // (Compiled for AVX-512 where the CPU has it: the rounding then vectorises 16 wide.)
+        elementwise::run(|| {
+            for r in 0..rows {
+                // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values,
+                // checked above) belong to this job only.
+                let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
+                let acc = &acc[r * NR..r * NR + cols];
+                match bias {
+                    Some(b) => row.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = to_bf16(a + b)),
+                    None => row.iter_mut().zip(acc).for_each(|(o, a)| *o = to_bf16(*a)),
+                }
             }
-        }
+        })
     });
     Ok(())
 }
 
-/// `out = A · W` (f32, `m × n`, row-major) for `A` already packed by [`pack_lhs_rows`], on the
-/// calling thread: for callers that are themselves one job among many (attention's heads).
-pub(crate) fn product_serial(a: &[u32], m: usize, weights: &PackedBf16, out: &mut [f32]) -> Result<()> {
+/// A left operand as the tiles read it: `m` rows of bf16 bits at stride `lda`, each holding at
+/// least `2·pairs` values (the `k` values, then a zero where `k` is odd) — so pair `p` of row
+/// `r` is the two values at `r·lda + 2p`. Activations with an even `k` are this already.
+#[derive(Clone, Copy)]
+pub(crate) struct Lhs<'a> {
+    pub(crate) values: &'a [u16],
+    pub(crate) lda: usize,
+}
+
+/// `out = A · W` (f32, `m × n`, row-major) on the calling thread: for callers that are
+/// themselves one job among many (attention's heads).
+pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &mut [f32]) -> Result<()> {
     let n = weights.n();
-    check("packed lhs", a.len(), m, weights.pairs())?;
+    check_lhs(a, m, weights.pairs())?;
     check("out", out.len(), m, n)?;
     run(Isa::best(), a, m, weights, false, copy_to(out, n));
     Ok(())
 }
 
-/// Packs an `m × k` left operand given row by row (`row(i)`: at least `k` values, `bits`:
-/// their bf16 bits) into the micro-kernel's row blocks in `a` (resized; reusing buffers avoids
-/// page faults), on the calling thread.
+/// `m` rows given by `row(i)` (at least `k` values each; `bits`: their bf16 bits) copied into
+/// `a` (resized; reusing buffers avoids page faults) as rows of `k` rounded up to even, the
+/// padding zero: the [`Lhs`] of a source the tiles cannot read in place.
 #[inline(always)]
-pub(crate) fn pack_lhs_rows<'r, T: Copy + 'r>(
-    a: &mut Vec<u32>,
+pub(crate) fn copy_rows<'a, 'r, T: Copy + 'r>(
+    a: &'a mut Vec<u16>,
     m: usize,
     k: usize,
     row: impl Fn(usize) -> &'r [T],
     bits: impl Fn(T) -> u16,
-) {
-    let pairs = k.div_ceil(2);
+) -> Lhs<'a> {
+    let lda = k.next_multiple_of(2);
     a.clear();
-    a.resize(m * pairs, 0);
-    if a.is_empty() {
-        return;
+    a.resize(m * lda, 0);
+    if lda > 0 {
+        for (i, dst) in a.chunks_exact_mut(lda).enumerate() {
+            dst.iter_mut().zip(&row(i)[..k]).for_each(|(d, s)| *d = bits(*s));
+        }
     }
-    for (b, block) in a.chunks_mut(MR * pairs).enumerate() {
-        pack_block(block, pairs, k, |r| row(b * MR + r), &bits);
-    }
+    Lhs { values: a, lda }
 }
 
-/// One row block of packed lhs (`block.len() / pairs ≤ MR` rows, `row(r)` its `r`-th row):
-/// `block[p·rows + r]` holds columns `2p` (low half) and `2p + 1` (high half, 0 past `k`).
-#[inline(always)]
-fn pack_block<'r, T: Copy + 'r>(
-    block: &mut [u32],
-    pairs: usize,
-    k: usize,
-    row: impl Fn(usize) -> &'r [T],
-    bits: &impl Fn(T) -> u16,
-) {
-    let rows = block.len() / pairs;
-    for r in 0..rows {
-        let src = &row(r)[..k];
-        let mut dst = block.iter_mut().skip(r).step_by(rows);
-        // (`src` first: `zip` then stops without taking the slot of an odd last value.)
-        for (two, dst) in src.chunks_exact(2).zip(dst.by_ref()) {
-            *dst = u32::from(bits(two[0])) | (u32::from(bits(two[1])) << 16);
-        }
-        if k % 2 == 1
-            && let (Some(dst), [.., last]) = (dst.next(), src)
-        {
-            *dst = u32::from(bits(*last));
-        }
+/// The `m × k` row-major `lhs` as bf16 bits (`bits`) in rows of `k` rounded up to even, the
+/// padding zero (parallel over rows).
+fn padded_rows<T: Copy + Sync>(lhs: &[T], m: usize, k: usize, bits: impl Fn(T) -> u16 + Sync) -> Vec<u16> {
+    let lda = k.next_multiple_of(2);
+    let mut a = vec![0u16; m * lda];
+    if a.is_empty() {
+        return a;
     }
+    a.par_chunks_mut(lda).zip(lhs.par_chunks(k)).for_each(|(dst, src)| {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = bits(*s));
+    });
+    a
 }
 
 /// Rows per block of accumulators handed to `finish` (a 64 × 32 f32 stack buffer).
@@ -167,7 +176,8 @@ const MC: usize = 64;
 /// rows in a stack buffer, then `finish(j, m0, rows, cols, acc)` receives those `rows × 32` f32
 /// sums (`cols` of each row valid). (Blocking k as well, so a panel slice stays in L1 across
 /// row tiles, measured 5–10 % slower on the model's shapes: the panels already stream well.)
-fn run<F>(isa: Isa, a: &[u32], m: usize, weights: &PackedBf16, parallel: bool, finish: F)
+/// `a` must hold `m` rows (callers check with [`check_lhs`]).
+fn run<F>(isa: Isa, a: Lhs<'_>, m: usize, weights: &PackedBf16, parallel: bool, finish: F)
 where
     F: Fn(usize, usize, usize, usize, &[f32]) + Sync,
 {
@@ -182,11 +192,11 @@ where
             for m0 in (mc..mc + block_rows).step_by(MR) {
                 // Row blocks are MR rows from row 0 (MC is a multiple of MR), the last shorter.
                 let rows = MR.min(m - m0);
-                let block = &a[m0 * pairs..(m0 + rows) * pairs];
+                let block = &a.values[m0 * a.lda..(m0 + rows - 1) * a.lda + 2 * pairs];
                 let c = &mut acc[(m0 - mc) * NR..(m0 - mc + rows) * NR];
-                // SAFETY: `c` holds `rows` rows of NR values at stride NR; `block` holds
-                // `pairs × rows` packed values and the panel `pairs × 64`.
-                unsafe { call_tile(isa, pairs, rows, block, panel, c.as_mut_ptr(), NR, cols) };
+                // SAFETY: `c` holds `rows` rows of NR values at stride NR; `block` holds `rows`
+                // rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
+                unsafe { call_tile(isa, pairs, rows, block, a.lda, panel, c.as_mut_ptr(), NR, cols) };
             }
             finish(j, mc, block_rows, cols, &acc[..block_rows * NR]);
         }
@@ -203,30 +213,32 @@ unsafe fn call_tile(
     isa: Isa,
     pairs: usize,
     rows: usize,
-    block: &[u32],
+    block: &[u16],
+    lda: usize,
     panel: &[u16],
     c: *mut f32,
     ldc: usize,
     cols: usize,
 ) {
-    debug_assert_eq!(block.len(), pairs * rows);
+    debug_assert_eq!(block.len(), (rows - 1) * lda + 2 * pairs);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Bf16 => {
             use kernel::avx512::tile;
             let (a, b) = (block.as_ptr(), panel.as_ptr());
             // SAFETY: `matmul_with` selects this kernel only when the CPU has AVX-512 BF16; the
-            // block holds pairs × rows values, the panel pairs × 64, `c` as the caller promised.
+            // block holds `rows` rows of 2·pairs values at stride lda, the panel pairs × 64, `c`
+            // as the caller promised.
             unsafe {
                 match rows {
-                    8 => tile::<8>(pairs, a, b, c, ldc, cols),
-                    7 => tile::<7>(pairs, a, b, c, ldc, cols),
-                    6 => tile::<6>(pairs, a, b, c, ldc, cols),
-                    5 => tile::<5>(pairs, a, b, c, ldc, cols),
-                    4 => tile::<4>(pairs, a, b, c, ldc, cols),
-                    3 => tile::<3>(pairs, a, b, c, ldc, cols),
-                    2 => tile::<2>(pairs, a, b, c, ldc, cols),
-                    _ => tile::<1>(pairs, a, b, c, ldc, cols),
+                    8 => tile::<8>(pairs, a, lda, b, c, ldc, cols),
+                    7 => tile::<7>(pairs, a, lda, b, c, ldc, cols),
+                    6 => tile::<6>(pairs, a, lda, b, c, ldc, cols),
+                    5 => tile::<5>(pairs, a, lda, b, c, ldc, cols),
+                    4 => tile::<4>(pairs, a, lda, b, c, ldc, cols),
+                    3 => tile::<3>(pairs, a, lda, b, c, ldc, cols),
+                    2 => tile::<2>(pairs, a, lda, b, c, ldc, cols),
+                    _ => tile::<1>(pairs, a, lda, b, c, ldc, cols),
                 }
             }
         }
@@ -236,25 +248,9 @@ unsafe fn call_tile(
             // SAFETY: the caller's contract covers exactly this slice: `rows - 1` full strides plus
             // `cols` values of the last row.
             let c = unsafe { std::slice::from_raw_parts_mut(c, (rows - 1) * ldc + cols) };
-            kernel::portable::tile(pairs, rows, block, panel, c, ldc, cols)
+            kernel::portable::tile(pairs, rows, block, lda, panel, c, ldc, cols)
         }
     }
-}
-
-/// Packs the row-major `[m, k]` left operand (`bits`: an element's bf16 bits) as pairs, in
-/// blocks of `MR` rows in parallel: block `b` holds `[pair][row]`, so a tile reads its
-/// broadcasts sequentially. An odd `k` is padded with zero. (Callers have checked `lhs` holds
-/// `m·k` values.)
-fn pack_lhs<T: Copy + Sync>(lhs: &[T], m: usize, k: usize, bits: impl Fn(T) -> u16 + Sync) -> Vec<u32> {
-    let pairs = k.div_ceil(2);
-    let mut a = vec![0u32; m * pairs];
-    if a.is_empty() {
-        return a;
-    }
-    a.par_chunks_mut(MR * pairs).enumerate().for_each(|(b, block)| {
-        pack_block(block, pairs, k, |r| &lhs[(b * MR + r) * k..][..k], &bits);
-    });
-    a
 }
 
 fn check(operand: &'static str, len: usize, rows: usize, cols: usize) -> Result<()> {
@@ -264,6 +260,20 @@ fn check(operand: &'static str, len: usize, rows: usize, cols: usize) -> Result<
         return Err(Error::Length { operand, shape: shape(), expected, got: len });
     }
     Ok(())
+}
+
+/// `a` holds `m` rows of `2·pairs` values at stride `lda ≥ 2·pairs` (the last row may end there).
+fn check_lhs(a: Lhs<'_>, m: usize, pairs: usize) -> Result<()> {
+    let shape = || format!("[{m} rows of {} at stride {}]", 2 * pairs, a.lda);
+    let expected = match m {
+        0 => Some(0),
+        _ => (m - 1).checked_mul(a.lda).and_then(|v| v.checked_add(2 * pairs)),
+    };
+    match expected {
+        Some(expected) if a.lda >= 2 * pairs && a.values.len() >= expected => Ok(()),
+        Some(expected) => Err(Error::Length { operand: "lhs", shape: shape(), expected, got: a.values.len() }),
+        None => Err(Error::Shape { operand: "lhs", shape: shape() }),
+    }
 }
 
 /// The output pointer, shared by jobs that write disjoint tiles.

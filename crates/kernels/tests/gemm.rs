@@ -64,8 +64,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (9, 257, 100),
     (17, 18, 65),
     (1, 1152, 300),
+    (23, 70, 45),
     (33, 300, 97),
-    // Several row blocks of 64 and k-slices of 256 (the cache blocking), with edges.
+    // Several tiles of 8 rows and accumulator blocks of 64 rows, with edges.
     (70, 600, 40),
     (129, 513, 33),
 ];

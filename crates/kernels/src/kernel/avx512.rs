@@ -12,32 +12,35 @@ use std::arch::x86_64::{
 
 use crate::packed::{NR, PANEL_PAIR};
 
-/// One `R × 32` tile: `c[r][0..cols] = Σ_p a_block[p][r] · panel[p]` for every `r < R`.
+/// One `R × 32` tile: `c[r][0..cols] = Σ_p a[r][p] · panel[p]` for every `r < R`, where
+/// `a[r][p]` is the bf16 pair at `a + r·lda + 2p` (row-major activations read in place).
 ///
 /// # Safety
-/// The CPU must support `avx512f` and `avx512bf16` ([`crate::CpuFeatures`]). `a_block` must
-/// hold `pairs * R` values, `panel` `pairs * 64`, and `c` must be valid for writes of `cols ≤ 32`
-/// values at each of `R` rows spaced `ldc` apart.
+/// The CPU must support `avx512f` and `avx512bf16` ([`crate::CpuFeatures`]). `a` must hold `R`
+/// rows of `2 · pairs` values at stride `lda`, `panel` `pairs * 64` values, and `c` must be valid
+/// for writes of `cols ≤ 32` values at each of `R` rows spaced `ldc` apart.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(crate) unsafe fn tile<const R: usize>(
     pairs: usize,
-    a_block: *const u32,
+    a: *const u16,
+    lda: usize,
     panel: *const u16,
     c: *mut f32,
     ldc: usize,
     cols: usize,
 ) {
     let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+    // SAFETY: r < R rows exist at stride lda (caller's contract).
+    let rows: [*const u16; R] = std::array::from_fn(|r| unsafe { a.add(r * lda) });
     for p in 0..pairs {
-        // SAFETY: p < pairs, so both 64-byte loads lie inside the panel's `pairs * 64` values
-        // and the broadcasts inside the block's `pairs * R` (caller's contract).
-        let (b0, b1, a) = unsafe {
+        // SAFETY: p < pairs, so both 64-byte loads lie inside the panel's `pairs * 64` values.
+        let (b0, b1) = unsafe {
             let b = panel.add(p * PANEL_PAIR);
-            (bh(_mm512_loadu_si512(b.cast())), bh(_mm512_loadu_si512(b.add(NR).cast())), a_block.add(p * R))
+            (bh(_mm512_loadu_si512(b.cast())), bh(_mm512_loadu_si512(b.add(NR).cast())))
         };
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: r < R (see above).
-            let pair = unsafe { a.add(r).read() };
+        for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+            // SAFETY: values 2p and 2p + 1 of the row exist (p < pairs); x86 reads unaligned.
+            let pair = unsafe { row.add(2 * p).cast::<u32>().read_unaligned() };
             let a = bh(_mm512_set1_epi32(pair as i32));
             acc[0] = _mm512_dpbf16_ps(acc[0], a, b0);
             acc[1] = _mm512_dpbf16_ps(acc[1], a, b1);

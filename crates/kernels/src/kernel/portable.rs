@@ -3,16 +3,27 @@
 
 use crate::packed::{NR, PANEL_PAIR};
 
-/// `c[r][0..cols] = Σ_p a_block[p][r] · panel[p]` for `r < rows`.
+/// `c[r][0..cols] = Σ_p a[r][p] · panel[p]` for `r < rows`.
 ///
-/// `a_block` holds `pairs × rows` bf16 pairs (low half = even row of the pair); `c` is the output
-/// row-major with row stride `ldc`, starting at the tile's first element.
-pub(crate) fn tile(pairs: usize, rows: usize, a_block: &[u32], panel: &[u16], c: &mut [f32], ldc: usize, cols: usize) {
+/// `a` holds `rows` rows of `2 · pairs` bf16 values at stride `lda` (pair `p` of a row: values
+/// `2p`, `2p + 1`); `c` is the output row-major with row stride `ldc`, starting at the tile's
+/// first element.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tile(
+    pairs: usize,
+    rows: usize,
+    a: &[u16],
+    lda: usize,
+    panel: &[u16],
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
     for r in 0..rows {
         let mut acc = [0f32; NR];
-        for p in 0..pairs {
-            let pair = a_block[p * rows + r];
-            let (a_even, a_odd) = (bf16_to_f32(pair as u16), bf16_to_f32((pair >> 16) as u16));
+        let row = &a[r * lda..r * lda + 2 * pairs];
+        for (p, pair) in row.chunks_exact(2).enumerate() {
+            let (a_even, a_odd) = (bf16_to_f32(pair[0]), bf16_to_f32(pair[1]));
             let b = &panel[p * PANEL_PAIR..(p + 1) * PANEL_PAIR];
             for (j, acc) in acc.iter_mut().enumerate() {
                 *acc += a_odd * bf16_to_f32(b[2 * j + 1]);
