@@ -69,6 +69,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     // Several tiles of 8 rows and accumulator blocks of 64 rows, with edges.
     (70, 600, 40),
     (129, 513, 33),
+    // k past 8192: slices of k with the sums carried between them, one and several panels per
+    // job, an odd k.
+    (13, 8195, 70),
+    (20, 8200, 300),
 ];
 
 #[test]

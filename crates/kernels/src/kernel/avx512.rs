@@ -6,8 +6,8 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_set1_epi32,
-    _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps,
+    _mm512_set1_epi32, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 use crate::packed::{NR, PANEL_PAIR};
@@ -18,7 +18,8 @@ use crate::packed::{NR, PANEL_PAIR};
 /// # Safety
 /// The CPU must support `avx512f` and `avx512bf16` ([`crate::CpuFeatures`]). `a` must hold `R`
 /// rows of `2 · pairs` values at stride `lda`, `panel` `pairs * 64` values, and `c` must be valid
-/// for writes of `cols ≤ 32` values at each of `R` rows spaced `ldc` apart.
+/// for writes of `cols ≤ 32` values at each of `R` rows spaced `ldc` apart — and, with
+/// `accumulate` (the sums continue from `c`'s values instead of zero), reads of 32 values.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(crate) unsafe fn tile<const R: usize>(
     pairs: usize,
@@ -28,8 +29,15 @@ pub(crate) unsafe fn tile<const R: usize>(
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    accumulate: bool,
 ) {
     let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+    if accumulate {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: with `accumulate` the caller promises 32 readable values per row.
+            unsafe { *acc = [_mm512_loadu_ps(c.add(r * ldc)), _mm512_loadu_ps(c.add(r * ldc + 16))] };
+        }
+    }
     // SAFETY: r < R rows exist at stride lda (caller's contract).
     let rows: [*const u16; R] = std::array::from_fn(|r| unsafe { a.add(r * lda) });
     for p in 0..pairs {

@@ -7,7 +7,7 @@ use crate::packed::{NR, PANEL_PAIR};
 ///
 /// `a` holds `rows` rows of `2 · pairs` bf16 values at stride `lda` (pair `p` of a row: values
 /// `2p`, `2p + 1`); `c` is the output row-major with row stride `ldc`, starting at the tile's
-/// first element.
+/// first element. With `accumulate` the sums continue from `c`'s values instead of zero.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tile(
     pairs: usize,
@@ -18,9 +18,13 @@ pub(crate) fn tile(
     c: &mut [f32],
     ldc: usize,
     cols: usize,
+    accumulate: bool,
 ) {
     for r in 0..rows {
         let mut acc = [0f32; NR];
+        if accumulate {
+            acc[..cols].copy_from_slice(&c[r * ldc..r * ldc + cols]);
+        }
         let row = &a[r * lda..r * lda + 2 * pairs];
         for (p, pair) in row.chunks_exact(2).enumerate() {
             let (a_even, a_odd) = (bf16_to_f32(pair[0]), bf16_to_f32(pair[1]));
