@@ -6,7 +6,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
-use crate::elementwise::{self, to_bf16};
+use crate::elementwise;
 use crate::error::{Error, Result};
 use crate::kernel::{self, MR};
 use crate::packed::{NR, PANEL_PAIR, PackedBf16};
@@ -96,19 +96,12 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
     let out = SharedOut(out.as_mut_ptr().cast::<f32>());
     run(Isa::best(), lhs, m, weights, true, |j, m0, rows, cols, acc| {
         let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
-        // (Compiled for AVX-512 where the CPU has it: the rounding then vectorises 16 wide.)
-        elementwise::run(|| {
-            for r in 0..rows {
-                // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values,
-                // checked above) belong to this job only.
-                let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
-                let acc = &acc[r * NR..r * NR + cols];
-                match bias {
-                    Some(b) => row.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = to_bf16(a + b)),
-                    None => row.iter_mut().zip(acc).for_each(|(o, a)| *o = to_bf16(*a)),
-                }
-            }
-        })
+        for r in 0..rows {
+            // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values, checked
+            // above) belong to this job only.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
+            elementwise::round_into(&acc[r * NR..r * NR + cols], bias, row);
+        }
     });
     Ok(())
 }

@@ -5,10 +5,13 @@
 //! casts) as its own single-threaded pass; here each row is read once for its statistics and
 //! once to write, on every core.
 
+#![allow(unsafe_code)] // calls of the AVX-512 builds of the row loops (`rms_rows_avx512`, `layer_rows_avx512`)
+
 use half::bf16;
 use rayon::prelude::*;
 
-use crate::elementwise::{fold_lanes, run, to_bf16};
+use crate::cpu::CpuFeatures;
+use crate::elementwise::{fold_lanes, to_bf16};
 use crate::error::{Error, Result};
 
 /// Rows per parallel job (rows are a few thousand values: a few rows amortise scheduling).
@@ -19,15 +22,33 @@ const ROWS: usize = 4;
 pub fn rms_norm_bf16(x: &[f32], scale: &[f32], eps: f32, out: &mut [bf16]) -> Result<()> {
     let hidden = rows_of(x.len(), scale.len(), out.len())?;
     out.par_chunks_mut(ROWS * hidden).zip(x.par_chunks(ROWS * hidden)).for_each(|(out, x)| {
-        run(|| {
-            for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
-                let mean_sq = fold_lanes(x, 0.0, |v| v * v, |a, b| a + b) / hidden as f32;
-                let inv = 1.0 / (mean_sq + eps).sqrt();
-                out.iter_mut().zip(x.iter().zip(scale)).for_each(|(o, (v, s))| *o = to_bf16(v * inv * s));
-            }
-        })
+        #[cfg(target_arch = "x86_64")]
+        if CpuFeatures::get().avx512f {
+            // SAFETY: the CPU has AVX-512F (checked just above) and the rest the build enables.
+            return unsafe { rms_rows_avx512(x, scale, eps, out) };
+        }
+        rms_rows(x, scale, eps, out)
     });
     Ok(())
+}
+
+#[inline(always)]
+fn rms_rows(x: &[f32], scale: &[f32], eps: f32, out: &mut [bf16]) {
+    let hidden = scale.len();
+    for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
+        let mean_sq = fold_lanes(x, 0.0, |v| v * v, |a, b| a + b) / hidden as f32;
+        let inv = 1.0 / (mean_sq + eps).sqrt();
+        out.iter_mut().zip(x.iter().zip(scale)).for_each(|(o, (v, s))| *o = to_bf16(v * inv * s));
+    }
+}
+
+/// [`rms_rows`] compiled for AVX-512 (its loops vectorise 16 wide; the same operations in the
+/// same order, so the same bits). A named function: a closure this size handed to a
+/// `target_feature` wrapper is not inlined into it and would run 4 wide.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn rms_rows_avx512(x: &[f32], scale: &[f32], eps: f32, out: &mut [bf16]) {
+    rms_rows(x, scale, eps, out)
 }
 
 /// `out = bf16((x − mean) / √(var + eps) · gamma + beta)` per row (biased variance, as
@@ -41,26 +62,42 @@ pub fn layer_norm_bf16(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32
     }
     out.par_chunks_mut(ROWS * hidden).zip(x.par_chunks(ROWS * hidden)).for_each(|(out, x)| {
         let mut row = vec![0f32; hidden];
-        run(|| {
-            for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
-                row.iter_mut().zip(x).for_each(|(r, v)| *r = v.to_f32());
-                let mean = fold_lanes(&row, 0.0, |v| v, |a, b| a + b) / hidden as f32;
-                let var = fold_lanes(&row, 0.0, |v| (v - mean) * (v - mean), |a, b| a + b) / hidden as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                match beta {
-                    Some(beta) => out
-                        .iter_mut()
-                        .zip(row.iter().zip(gamma.iter().zip(beta)))
-                        .for_each(|(o, (r, (g, b)))| *o = to_bf16((r - mean) * inv * g + b)),
-                    None => out
-                        .iter_mut()
-                        .zip(row.iter().zip(gamma))
-                        .for_each(|(o, (r, g))| *o = to_bf16((r - mean) * inv * g)),
-                }
-            }
-        })
+        #[cfg(target_arch = "x86_64")]
+        if CpuFeatures::get().avx512f {
+            // SAFETY: the CPU has AVX-512F (checked just above) and the rest the build enables.
+            return unsafe { layer_rows_avx512(x, gamma, beta, eps, out, &mut row) };
+        }
+        layer_rows(x, gamma, beta, eps, out, &mut row)
     });
     Ok(())
+}
+
+/// Rows of `x` normalised into `out`, through the f32 buffer `row` (`hidden` = `gamma.len()`).
+#[inline(always)]
+fn layer_rows(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32, out: &mut [bf16], row: &mut [f32]) {
+    let hidden = gamma.len();
+    for (out, x) in out.chunks_exact_mut(hidden).zip(x.chunks_exact(hidden)) {
+        row.iter_mut().zip(x).for_each(|(r, v)| *r = v.to_f32());
+        let mean = fold_lanes(row, 0.0, |v| v, |a, b| a + b) / hidden as f32;
+        let var = fold_lanes(row, 0.0, |v| (v - mean) * (v - mean), |a, b| a + b) / hidden as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        match beta {
+            Some(beta) => out
+                .iter_mut()
+                .zip(row.iter().zip(gamma.iter().zip(beta)))
+                .for_each(|(o, (r, (g, b)))| *o = to_bf16((r - mean) * inv * g + b)),
+            None => {
+                out.iter_mut().zip(row.iter().zip(gamma)).for_each(|(o, (r, g))| *o = to_bf16((r - mean) * inv * g))
+            }
+        }
+    }
+}
+
+/// [`layer_rows`] compiled for AVX-512 (see [`rms_rows_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn layer_rows_avx512(x: &[bf16], gamma: &[f32], beta: Option<&[f32]>, eps: f32, out: &mut [bf16], row: &mut [f32]) {
+    layer_rows(x, gamma, beta, eps, out, row)
 }
 
 /// The row width (`scale`'s length), after checking `x` and `out` hold whole rows of it.
