@@ -17,7 +17,6 @@ use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
-use crate::gemm::Epilogue;
 
 /// Elements per parallel job: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 16 * 1024;
@@ -40,34 +39,29 @@ pub fn gelu_tanh_mul_bf16(gate: &[bf16], up: &[bf16], out: &mut [bf16]) -> Resul
 }
 
 /// `out[i] = bf16(acc[i] + bias[i])` (without `bias`: `bf16(acc[i])`), rounded to nearest
-/// even, then the `epilogue` on that bf16 value: a product's f32 sums to its bf16 result, 16
-/// wide where the CPU has AVX-512. (A named function, not a closure handed to [`run`]: a
-/// closure that large is not inlined into the AVX-512 build and would run 4 wide.)
-pub(crate) fn round_into(acc: &[f32], bias: Option<&[f32]>, epilogue: Epilogue, out: &mut [bf16]) {
+/// even: a product's f32 sums to its bf16 result, 16 wide where the CPU has AVX-512. (A named
+/// function, not a closure handed to [`run`]: a closure that large is not inlined into the
+/// AVX-512 build and would run 4 wide.)
+pub(crate) fn round_into(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
     #[cfg(target_arch = "x86_64")]
     if CpuFeatures::get().avx512f {
         // SAFETY: the CPU has AVX-512F (checked just above) and the rest the wrapper enables.
-        return unsafe { round_into_avx512(acc, bias, epilogue, out) };
+        return unsafe { round_into_avx512(acc, bias, out) };
     }
-    round_into_inline(acc, bias, epilogue, out)
+    round_into_inline(acc, bias, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-fn round_into_avx512(acc: &[f32], bias: Option<&[f32]>, epilogue: Epilogue, out: &mut [bf16]) {
-    round_into_inline(acc, bias, epilogue, out)
+fn round_into_avx512(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+    round_into_inline(acc, bias, out)
 }
 
 #[inline(always)]
-fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, epilogue: Epilogue, out: &mut [bf16]) {
-    // The GELU sees the product as bf16 (the rounded value), exactly as `gelu_loop` would.
-    let then = |v: bf16| match epilogue {
-        Epilogue::None => v,
-        Epilogue::GeluTanh => to_bf16(gelu(from_bf16(v))),
-    };
+fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
     match bias {
-        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = then(to_bf16(a + b))),
-        None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = then(to_bf16(*a))),
+        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = to_bf16(a + b)),
+        None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = to_bf16(*a)),
     }
 }
 

@@ -80,41 +80,6 @@ fn copy_to(out: &mut [f32], n: usize) -> impl Fn(usize, usize, usize, usize, &[f
 /// # Shapes
 /// - `lhs`: `[m, k]`, `weights`: `[k, n]` (packed), `bias`: `[n]`, `out`: `[m, n]`.
 pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[f32]>, out: &mut [bf16]) -> Result<()> {
-    matmul_bf16_then(lhs, m, weights, bias, Epilogue::None, out)
-}
-
-/// `out = gelu_tanh(bf16(lhs · W + bias))` rounded to bf16: [`matmul_bf16`] followed by
-/// [`crate::gelu_tanh_bf16`] — the same bits (the product is rounded to bf16 before the GELU, as
-/// a bf16 `fc1` then `gelu_pytorch_tanh` in PyTorch), without writing and re-reading the
-/// intermediate (SigLIP's `fc1`, the widest activation of its layers).
-///
-/// # Shapes
-/// - as [`matmul_bf16`]
-pub fn matmul_bf16_gelu(
-    lhs: &[bf16],
-    m: usize,
-    weights: &PackedBf16,
-    bias: Option<&[f32]>,
-    out: &mut [bf16],
-) -> Result<()> {
-    matmul_bf16_then(lhs, m, weights, bias, Epilogue::GeluTanh, out)
-}
-
-/// What the tiles apply after rounding a product to bf16.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Epilogue {
-    None,
-    GeluTanh,
-}
-
-fn matmul_bf16_then(
-    lhs: &[bf16],
-    m: usize,
-    weights: &PackedBf16,
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
-    out: &mut [bf16],
-) -> Result<()> {
     let (k, n) = (weights.k(), weights.n());
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
@@ -135,7 +100,7 @@ fn matmul_bf16_then(
             // SAFETY: row m0 + r, columns j*32..j*32+cols of `out` (m × n bf16 values, checked
             // above) belong to this job only.
             let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16((m0 + r) * n + j * NR), cols) };
-            elementwise::round_into(&acc[r * NR..r * NR + cols], bias, epilogue, row);
+            elementwise::round_into(&acc[r * NR..r * NR + cols], bias, row);
         }
     });
     Ok(())

@@ -57,40 +57,15 @@ impl<B: Backend> Linear<B> {
     /// The packed-bf16 product when it applies (Flex, bf16 tensors, a CPU with AVX-512 BF16,
     /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
     pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
-        self.fast_then(x, false)
-    }
-
-    /// `gelu_tanh(x·W + b)` ([`crate::gelu_tanh`] of [`Self::forward`]): on the packed-bf16 path
-    /// the GELU runs in the product's own tiles on the product rounded to bf16 — the same bits
-    /// as the two steps, without writing and re-reading the (widest) intermediate.
-    ///
-    /// # Shapes
-    /// - `x`: `[..., d_input]` → `[..., d_output]`
-    pub fn forward_gelu<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        match self.fast_then(x, true) {
-            Ok(y) => y,
-            Err(x) => crate::gelu_tanh(self.forward(x)),
-        }
-    }
-
-    fn fast_then<const D: usize>(&self, x: Tensor<B, D>, gelu: bool) -> Result<Tensor<B, D>, Tensor<B, D>> {
         let bias = self.bias.as_ref().map(|b| b.val());
         // A weight `pack_weights` kept only packed: use that copy, without rebuilding Burn's.
         #[cfg(feature = "flex")]
         if !self.weight.is_initialized()
             && let Some(weights) = flex::released(self.weight.id)
         {
-            return flex::product(x, &weights, bias.as_ref(), gelu);
+            return flex::product(x, &weights, bias.as_ref());
         }
-        #[cfg(feature = "flex")]
-        {
-            self.packed.matmul_then(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref(), gelu)
-        }
-        #[cfg(not(feature = "flex"))]
-        {
-            let _ = (bias, gelu);
-            Err(x)
-        }
+        self.packed.matmul(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref())
     }
 }
 
@@ -145,28 +120,13 @@ impl PackedWeight {
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         #[cfg(feature = "flex")]
         {
-            self.matmul_then(x, weight, layout, bias, false)
+            flex::matmul(self, x, weight, layout, bias)
         }
         #[cfg(not(feature = "flex"))]
         {
             let _ = (weight, layout, bias);
             Err(x)
         }
-    }
-}
-
-#[cfg(feature = "flex")]
-impl PackedWeight {
-    /// [`Self::matmul`], with the GELU epilogue when `gelu`.
-    fn matmul_then<B: Backend, const D: usize>(
-        &self,
-        x: Tensor<B, D>,
-        weight: &Tensor<B, 2>,
-        layout: WeightLayout,
-        bias: Option<&Tensor<B, 1>>,
-        gelu: bool,
-    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-        flex::matmul(self, x, weight, layout, bias, gelu)
     }
 }
 
@@ -227,7 +187,6 @@ mod flex {
         weight: &Tensor<B, 2>,
         layout: WeightLayout,
         bias: Option<&Tensor<B, 1>>,
-        gelu: bool,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 || weight.dtype() != DType::BF16 {
             return Err(x);
@@ -243,18 +202,17 @@ mod flex {
             return Err(x);
         }
         match packed(slot, &weight, layout, k, n) {
-            Some(packed) => product(x, &packed, bias, gelu),
+            Some(packed) => product(x, &packed, bias),
             None => Err(x),
         }
     }
 
-    /// `x · W (+ bias)` for `W` already packed, then the GELU when `gelu`; `x` back unchanged
-    /// where the fast path does not apply.
+    /// `x · W (+ bias)` for `W` already packed; `x` back unchanged where the fast path does not
+    /// apply.
     pub(super) fn product<B: Backend, const D: usize>(
         x: Tensor<B, D>,
         packed: &PackedBf16,
         bias: Option<&Tensor<B, 1>>,
-        gelu: bool,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 {
             return Err(x);
@@ -280,10 +238,7 @@ mod flex {
         let rows = dims[..D - 1].iter().product::<usize>();
         let mut out = vec![bf16::ZERO; rows * n];
         let done = match x.as_slice::<bf16>() {
-            Some(input) => {
-                let product = if gelu { robovlm_kernels::matmul_bf16_gelu } else { robovlm_kernels::matmul_bf16 };
-                product(input, rows, packed, bias.as_deref(), &mut out).is_ok()
-            }
+            Some(input) => robovlm_kernels::matmul_bf16(input, rows, packed, bias.as_deref(), &mut out).is_ok(),
             None => false,
         };
         if !done {
@@ -462,20 +417,6 @@ mod tests {
         assert_eq!(!packed.first.weight.is_initialized(), fast_path, "the product did not rebuild it");
         assert_eq!(packed.second.weight.val().into_data(), weights, "rebuilt on demand, same values");
         assert_eq!(run(&packed), want, "and still the same results");
-    }
-
-    /// `forward_gelu` is `gelu_tanh(forward(x))` bit for bit (the fused path where this CPU has
-    /// it), with the weight in Burn's copy or only packed.
-    #[test]
-    fn forward_gelu_equals_the_two_steps() {
-        let mut linear: Linear<Flex> = LinearConfig::new(40, 70).init(&Default::default()).into();
-        linear.weight = Param::from_tensor(bf16_tensor([40, 70], 5));
-        linear.bias = Some(Param::from_tensor(bf16_tensor([70], 6)));
-        let x = bf16_tensor([3, 40], 7);
-        let want = crate::gelu_tanh(linear.forward(x.clone())).into_data();
-        assert_eq!(linear.forward_gelu(x.clone()).into_data(), want);
-        let packed = super::pack_weights(linear);
-        assert_eq!(packed.forward_gelu(x).into_data(), want, "released weight");
     }
 
     /// f32 tensors never take the bf16 path (f32 results stay bit-identical to Burn's).

@@ -3,6 +3,7 @@
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use robovlm_ops::Linear;
+use robovlm_ops::gelu_tanh;
 
 /// `SiglipMLP`: `fc2(gelu_tanh(fc1(x)))`.
 #[derive(Module, Debug)]
@@ -24,7 +25,6 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`, returns: `[batch, tokens, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        // (fc1's GELU runs in its product's tiles where the packed-bf16 path applies.)
-        self.fc2.forward(self.fc1.forward_gelu(x))
+        self.fc2.forward(gelu_tanh(self.fc1.forward(x)))
     }
 }
