@@ -1,6 +1,7 @@
 //! One Gemma decoder layer (Gemma 1 or Gemma 2 block order).
 
 use burn::prelude::*;
+use robovlm_ops::residual_add;
 
 use crate::attention::Attention;
 use crate::config::GemmaConfig;
@@ -59,17 +60,16 @@ impl<B: Backend> DecoderLayer<B> {
         cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
         // `x` is the f32 residual stream; the norms hand the blocks the compute precision and
-        // their outputs are added back in f32 (no-op casts in f32).
-        let dtype = x.dtype();
+        // their outputs are added back in f32 (`residual_add` casts them; no-ops in f32).
         let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
         match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
             (Some(pre), Some(post)) => {
-                let x = x + self.post_attention_layernorm.forward(attn).cast(dtype);
-                x.clone() + post.forward(self.mlp.forward(pre.forward(x))).cast(dtype)
+                let x = residual_add(x, self.post_attention_layernorm.forward(attn));
+                residual_add(x.clone(), post.forward(self.mlp.forward(pre.forward(x))))
             }
             _ => {
-                let x = x + attn.cast(dtype);
-                x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)).cast(dtype)
+                let x = residual_add(x, attn);
+                residual_add(x.clone(), self.mlp.forward(self.post_attention_layernorm.forward(x)))
             }
         }
     }

@@ -65,6 +65,62 @@ fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
     }
 }
 
+/// `out = residual + y` for a bf16 residual stream (SigLIP's): the sum of the two bf16 values in
+/// f32, rounded to bf16 once — a bf16 tensor addition — threaded and vectorised.
+pub fn add_bf16(residual: &[bf16], y: &[bf16], out: &mut [bf16]) -> Result<()> {
+    same_len("y", residual.len(), y.len())?;
+    same_len("out", residual.len(), out.len())?;
+    out.par_chunks_mut(CHUNK).zip(residual.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(out, (r, y))| {
+        #[cfg(target_arch = "x86_64")]
+        if CpuFeatures::get().avx512f {
+            // SAFETY: the CPU has AVX-512F (checked just above) and the rest the build enables.
+            return unsafe { add_bf16_avx512(r, y, out) };
+        }
+        add_bf16_inline(r, y, out)
+    });
+    Ok(())
+}
+
+/// `out = residual + f32(y)` for an f32 residual stream (Gemma's) and a bf16 block output: the
+/// cast and the addition in one threaded pass.
+pub fn add_f32_bf16(residual: &[f32], y: &[bf16], out: &mut [f32]) -> Result<()> {
+    same_len("y", residual.len(), y.len())?;
+    same_len("out", residual.len(), out.len())?;
+    out.par_chunks_mut(CHUNK).zip(residual.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(out, (r, y))| {
+        #[cfg(target_arch = "x86_64")]
+        if CpuFeatures::get().avx512f {
+            // SAFETY: as above.
+            return unsafe { add_f32_bf16_avx512(r, y, out) };
+        }
+        add_f32_bf16_inline(r, y, out)
+    });
+    Ok(())
+}
+
+#[inline(always)]
+fn add_bf16_inline(r: &[bf16], y: &[bf16], out: &mut [bf16]) {
+    out.iter_mut().zip(r.iter().zip(y)).for_each(|(o, (r, y))| *o = to_bf16(from_bf16(*r) + from_bf16(*y)));
+}
+
+#[inline(always)]
+fn add_f32_bf16_inline(r: &[f32], y: &[bf16], out: &mut [f32]) {
+    out.iter_mut().zip(r.iter().zip(y)).for_each(|(o, (r, y))| *o = r + from_bf16(*y));
+}
+
+/// [`add_bf16_inline`] compiled for AVX-512 (a named function: see `norm::rms_rows_avx512`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn add_bf16_avx512(r: &[bf16], y: &[bf16], out: &mut [bf16]) {
+    add_bf16_inline(r, y, out)
+}
+
+/// [`add_f32_bf16_inline`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn add_f32_bf16_avx512(r: &[f32], y: &[bf16], out: &mut [f32]) {
+    add_f32_bf16_inline(r, y, out)
+}
+
 /// Runs `f` compiled for AVX-512 when the CPU has it (the loop then vectorises 16 wide).
 pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -216,5 +272,24 @@ mod tests {
         }
         assert!(gelu_tanh_bf16(&x, &mut out[1..]).is_err());
         assert!(gelu_tanh_mul_bf16(&x, &up[1..], &mut out).is_err());
+    }
+
+    #[test]
+    fn residual_additions_equal_the_scalar_formula_and_check_lengths() {
+        let a: Vec<bf16> = (0..40_000).map(|i| bf16::from_f32((i as f32 - 20_000.0) / 300.0)).collect();
+        let b: Vec<bf16> = (0..40_000).map(|i| bf16::from_f32(((i * 7) % 101) as f32 / 37.0 - 1.3)).collect();
+        let mut out = vec![bf16::ZERO; a.len()];
+        add_bf16(&a, &b, &mut out).unwrap();
+        for ((o, a), b) in out.iter().zip(&a).zip(&b) {
+            assert_eq!(*o, bf16::from_f32(a.to_f32() + b.to_f32()));
+        }
+        let wide: Vec<f32> = a.iter().map(|v| v.to_f32() * 1.000_1).collect();
+        let mut sums = vec![0.0; a.len()];
+        add_f32_bf16(&wide, &b, &mut sums).unwrap();
+        for ((o, a), b) in sums.iter().zip(&wide).zip(&b) {
+            assert_eq!(*o, a + b.to_f32());
+        }
+        assert!(add_bf16(&a, &b[1..], &mut out).is_err());
+        assert!(add_f32_bf16(&wide, &b, &mut sums[1..]).is_err());
     }
 }

@@ -8,6 +8,7 @@ mod gelu;
 mod linear;
 mod matmul_transposed;
 mod norm;
+mod residual;
 mod rope;
 
 pub use attention::{attention, attention_grouped, attention_with};
@@ -15,4 +16,5 @@ pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout, pack_weights};
 pub use matmul_transposed::matmul_transposed;
 pub use norm::{layer_norm, rms_norm_to_bf16};
+pub use residual::residual_add;
 pub use rope::rope;

@@ -2,7 +2,7 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
-use robovlm_ops::layer_norm;
+use robovlm_ops::{layer_norm, residual_add};
 
 use crate::attention::Attention;
 use crate::config::VisionConfig;
@@ -41,7 +41,7 @@ impl<B: Backend> EncoderLayer<B> {
     /// - `x`, returns: `[batch, tokens, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let eps = self.layer_norm_eps;
-        let x = x.clone() + self.self_attn.forward(layer_norm(&self.layer_norm1, eps, x));
-        x.clone() + self.mlp.forward(layer_norm(&self.layer_norm2, eps, x))
+        let x = residual_add(x.clone(), self.self_attn.forward(layer_norm(&self.layer_norm1, eps, x)));
+        residual_add(x.clone(), self.mlp.forward(layer_norm(&self.layer_norm2, eps, x)))
     }
 }
