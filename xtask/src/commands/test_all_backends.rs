@@ -1,7 +1,7 @@
 //! `cargo xtask test-all-backends`: unit tests + the parity suite once per backend and dtype.
 //!
-//! Builds are cumulative so dependencies compile once: flex (the default), then + ndarray, then
-//! + wgpu, then + cuda. Each crate's test backend follows the features by priority
+//! Builds are cumulative so dependencies compile once: flex (the default), then adding ndarray,
+//! then wgpu, then cuda. Each crate's test backend follows the features by priority
 //! (cuda > wgpu > ndarray > flex), so the same `cargo test` exercises the backend under test.
 //! A backend without a usable device (checked with `robovlm backends --check`) is SKIPPED with
 //! the reason after the `robovlm` binary is built with it (every crate instantiated for that

@@ -21,6 +21,7 @@ use crate::packed::{NR, PANEL_PAIR};
 /// for writes of `cols ≤ 32` values at each of `R` rows spaced `ldc` apart — and, with
 /// `accumulate` (the sums continue from `c`'s values instead of zero), reads of 32 values.
 #[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile<const R: usize>(
     pairs: usize,
     a: *const u16,
