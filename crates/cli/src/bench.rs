@@ -99,8 +99,8 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// A PaliGemma with random weights at the spec's shapes, built on `device`.
-/// Packed as a loaded model is ([`robovlm_ops::pack_weights`]), so memory is measured as users get it.
+/// A PaliGemma with random weights at the spec's shapes, built on `device`, packed as a loaded
+/// model is ([`robovlm_ops::pack_weights`]) so that memory is measured as users get it.
 pub fn random_paligemma<B: Backend>(spec: &BenchSpec, device: &B::Device) -> PaliGemma<B> {
     robovlm_ops::pack_weights(PaliGemma {
         image: ImageEncoder {

@@ -68,31 +68,37 @@ fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
 /// `out = residual + y` for a bf16 residual stream (SigLIP's): the sum of the two bf16 values in
 /// f32, rounded to bf16 once — a bf16 tensor addition — threaded and vectorised.
 pub fn add_bf16(residual: &[bf16], y: &[bf16], out: &mut [bf16]) -> Result<()> {
-    same_len("y", residual.len(), y.len())?;
-    same_len("out", residual.len(), out.len())?;
-    out.par_chunks_mut(CHUNK).zip(residual.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(out, (r, y))| {
-        #[cfg(target_arch = "x86_64")]
-        if CpuFeatures::get().avx512f {
-            // SAFETY: the CPU has AVX-512F (checked just above) and the rest the build enables.
-            return unsafe { add_bf16_avx512(r, y, out) };
-        }
-        add_bf16_inline(r, y, out)
-    });
-    Ok(())
+    residual_pass(residual, y, out, add_bf16_inline, add_bf16_avx512)
 }
 
 /// `out = residual + f32(y)` for an f32 residual stream (Gemma's) and a bf16 block output: the
 /// cast and the addition in one threaded pass.
 pub fn add_f32_bf16(residual: &[f32], y: &[bf16], out: &mut [f32]) -> Result<()> {
+    residual_pass(residual, y, out, add_f32_bf16_inline, add_f32_bf16_avx512)
+}
+
+/// One chunk of a residual pass: `(residual, y, out)`.
+type Chunk<R, O> = fn(&[R], &[bf16], &mut [O]);
+
+/// The lengths checked, then one chunk function over matching chunks on every core: its
+/// AVX-512 build `avx512` where the CPU has it, `plain` elsewhere.
+fn residual_pass<R: Sync, O: Send>(
+    residual: &[R],
+    y: &[bf16],
+    out: &mut [O],
+    plain: Chunk<R, O>,
+    avx512: unsafe fn(&[R], &[bf16], &mut [O]),
+) -> Result<()> {
     same_len("y", residual.len(), y.len())?;
     same_len("out", residual.len(), out.len())?;
+    let wide = CpuFeatures::get().avx512f;
     out.par_chunks_mut(CHUNK).zip(residual.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(out, (r, y))| {
-        #[cfg(target_arch = "x86_64")]
-        if CpuFeatures::get().avx512f {
-            // SAFETY: as above.
-            return unsafe { add_f32_bf16_avx512(r, y, out) };
+        if wide {
+            // SAFETY: the CPU has AVX-512F (checked above) and the rest the build enables.
+            unsafe { avx512(r, y, out) }
+        } else {
+            plain(r, y, out)
         }
-        add_f32_bf16_inline(r, y, out)
     });
     Ok(())
 }
@@ -107,16 +113,15 @@ fn add_f32_bf16_inline(r: &[f32], y: &[bf16], out: &mut [f32]) {
     out.iter_mut().zip(r.iter().zip(y)).for_each(|(o, (r, y))| *o = r + from_bf16(*y));
 }
 
-/// [`add_bf16_inline`] compiled for AVX-512 (a named function: see `norm::rms_rows_avx512`).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+/// [`add_bf16_inline`] compiled for AVX-512 (a named function: see `norm::rms_rows_avx512`;
+/// off x86-64, where `avx512f` is never reported, the plain loop).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
 fn add_bf16_avx512(r: &[bf16], y: &[bf16], out: &mut [bf16]) {
     add_bf16_inline(r, y, out)
 }
 
-/// [`add_f32_bf16_inline`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+/// [`add_f32_bf16_inline`] compiled for AVX-512 (as [`add_bf16_avx512`]).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
 fn add_f32_bf16_avx512(r: &[f32], y: &[bf16], out: &mut [f32]) {
     add_f32_bf16_inline(r, y, out)
 }

@@ -168,8 +168,8 @@ const MC: usize = 64;
 /// parallel or on the calling thread), row blocks of `MR` inside, their sums gathered per `MC`
 /// rows in a stack buffer, then `finish(j, m0, rows, cols, acc)` receives those `rows × 32` f32
 /// sums (`cols` of each row valid). Panels up to 512 KiB stay in L2 across the row tiles; longer
-/// ones go to [`run_blocked`].
-/// `a` must hold `m` rows (callers check with [`check_lhs`]).
+/// ones go to [`run_blocked`]. `a` must hold `m` rows as [`check_lhs`] states (the entry points
+/// build it from checked lengths).
 fn run<F>(isa: Isa, a: Lhs<'_>, m: usize, weights: &PackedBf16, parallel: bool, finish: F)
 where
     F: Fn(usize, usize, usize, usize, &[f32]) + Sync,
@@ -219,9 +219,9 @@ thread_local! {
     static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// [`run`] for a long inner dimension (`pairs > BLOCKED_PAIRS`): jobs of `GROUP` panels, k in slices of
-/// `KC` pairs, the sums of all `m` rows carried in f32 between slices (stored and reloaded
-/// exactly, so the sums are the unblocked ones, in the same order). Without it every row tile
+/// [`run`] for a long inner dimension (`pairs > BLOCKED_PAIRS`): jobs of `GROUP` panels, k in
+/// slices of `KC` pairs, the sums of all `m` rows carried in f32 between slices (stored and
+/// reloaded exactly, so the sums are the unblocked ones, in the same order). Without it every row tile
 /// streams whole panels (1 MiB for Gemma's down projection) through the caches again.
 fn run_blocked<F>(isa: Isa, a: Lhs<'_>, m: usize, weights: &PackedBf16, finish: F)
 where
