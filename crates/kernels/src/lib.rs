@@ -10,6 +10,7 @@ mod kernel;
 mod matmul_nt;
 mod norm;
 mod packed;
+mod patches;
 mod peak;
 mod rope;
 
@@ -25,5 +26,6 @@ pub use half::bf16;
 pub use matmul_nt::{MATMUL_NT_MAX_ROWS, matmul_nt_f32};
 pub use norm::{layer_norm_bf16, rms_norm_bf16};
 pub use packed::PackedBf16;
+pub use patches::patch_rows;
 pub use peak::{PeakKind, peak_gflops};
 pub use rope::{RopeTables, rope_bf16};

@@ -8,6 +8,7 @@ mod gelu;
 mod linear;
 mod matmul_transposed;
 mod norm;
+mod patches;
 mod residual;
 mod rope;
 
@@ -16,5 +17,6 @@ pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout, pack_weights};
 pub use matmul_transposed::matmul_transposed;
 pub use norm::{layer_norm, rms_norm_to_bf16};
+pub use patches::patch_rows;
 pub use residual::residual_add;
 pub use rope::rope;

@@ -7,7 +7,7 @@ use burn::tensor::DType;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
-use robovlm_ops::{PackedWeight, WeightLayout};
+use robovlm_ops::{PackedWeight, WeightLayout, patch_rows, residual_add};
 
 use crate::config::VisionConfig;
 
@@ -45,21 +45,22 @@ impl<B: Backend> Embeddings<B> {
             Ok(x) => x,
             Err(pixels) => self.conv_f32(pixels),
         };
-        let [_, tokens, _] = x.dims();
+        let dims @ [_, tokens, _] = x.dims();
         let [positions, _] = self.position_embedding.weight.dims();
         assert_eq!(tokens, positions, "image gives {tokens} patches, position table has {positions}");
-        x + self.position_embedding.weight.val().unsqueeze::<3>()
+        // `x + table` (broadcast over the batch), threaded where residual_add has a fast path.
+        residual_add(x, self.position_embedding.weight.val().unsqueeze::<3>().expand(dims))
     }
 
     /// bf16 on Flex (a CPU with AVX-512 BF16): the non-overlapping patches gathered as rows
-    /// `[batch·patches, channels·patch²]` (the conv weight's own flattening) times the packed
-    /// weight — bf16 products summed in f32, the bias added, rounded once, as PyTorch's bf16
-    /// convolution does; the result is already `[batch, patches, hidden]`, no transpose. (The f32
-    /// island of [`Self::conv_f32`] guards GPU kernels that sum in the tensor's dtype; this one
-    /// sums in f32.) Otherwise `pixels` back.
+    /// `[batch·patches, channels·patch²]` (the conv weight's own flattening, [`patch_rows`])
+    /// times the packed weight — bf16 products summed in f32, the bias added, rounded once, as
+    /// PyTorch's bf16 convolution does; the result is already `[batch, patches, hidden]`, no
+    /// transpose. (The f32 island of [`Self::conv_f32`] guards GPU kernels that sum in the
+    /// tensor's dtype; this one sums in f32.) Otherwise `pixels` back.
     fn patches_as_product(&self, pixels: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
         let conv = &self.patch_embedding;
-        let [batch, channels, h, w] = pixels.dims();
+        let [_, channels, _, _] = pixels.dims();
         let [hidden, in_channels, p, pw] = conv.weight.dims();
         if pixels.dtype() != DType::BF16 || in_channels != channels || p != pw || p == 0 || conv.stride != [p, p] {
             return Err(pixels);
@@ -68,14 +69,8 @@ impl<B: Backend> Embeddings<B> {
         if !PackedWeight::applies(&weight) {
             return Err(pixels);
         }
-        let (gh, gw) = (h / p, w / p);
         let bias = conv.bias.as_ref().map(|b| b.val());
-        let rows = pixels
-            .clone()
-            .slice([0..batch, 0..channels, 0..gh * p, 0..gw * p])
-            .reshape([batch, channels, gh, p, gw, p])
-            .permute([0, 2, 4, 1, 3, 5])
-            .reshape([batch, gh * gw, channels * p * p]);
+        let rows = patch_rows(pixels.clone(), p);
         self.patch_packed.matmul(rows, &weight, WeightLayout::OutIn, bias.as_ref()).map_err(|_| pixels)
     }
 
