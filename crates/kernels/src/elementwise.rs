@@ -202,7 +202,7 @@ pub(crate) fn exp(v: f32) -> f32 {
 }
 
 #[inline(always)]
-fn from_bf16(v: bf16) -> f32 {
+pub(crate) fn from_bf16(v: bf16) -> f32 {
     f32::from_bits(u32::from(v.to_bits()) << 16)
 }
 

@@ -4,12 +4,14 @@
 //! bf16 ops (and PyTorch's) produce. One threaded pass instead of six single-threaded ones
 //! (two slices, a negation, a concatenation, two products and a sum, most of them through
 //! strided iterators): 10 ms → 0.2 ms per Gemma-2B prefill layer.
+#![allow(unsafe_code)] // calls of the AVX-512 build of the row loop (`rotate_avx512`)
 
 use half::bf16;
 use rayon::prelude::*;
 
 use crate::attention::{Heads, OutLayout};
-use crate::elementwise::to_bf16;
+use crate::cpu::CpuFeatures;
+use crate::elementwise::{from_bf16, to_bf16};
 use crate::error::{Error, Result};
 
 /// The cos/sin tables: row `i` of batch row `b` starts at `b·batch_stride + i·head_dim` in both
@@ -58,10 +60,17 @@ pub fn rope_bf16(
             return Err(Error::Length { operand, shape: shape(), expected: table_len, got: t.len() });
         }
     }
+    let wide = CpuFeatures::get().avx512f;
     let row = |b: usize, h: usize, i: usize, out: &mut [bf16]| {
         let src = &x.values[x.layout.at(b, h, i)..][..d];
         let at = b * tables.batch_stride + i * d;
-        rotate(src, &tables.cos[at..at + d], &tables.sin[at..at + d], out);
+        let (cos, sin) = (&tables.cos[at..at + d], &tables.sin[at..at + d]);
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: the CPU has AVX-512F (checked above) and the rest the build enables.
+            return unsafe { rotate_avx512(src, cos, sin, out) };
+        }
+        rotate(src, cos, sin, out)
     };
     match out_layout {
         OutLayout::HeadMajor => out.par_chunks_mut(rows * d).enumerate().for_each(|(bh, out)| {
@@ -78,19 +87,32 @@ pub fn rope_bf16(
     Ok(())
 }
 
+/// One row, `x`, `cos`, `sin` and `out` all `head_dim` long. Zipped iterators (no index
+/// checks) and bit-level bf16 conversions, so the loops vectorise.
 #[inline(always)]
 fn rotate(x: &[bf16], cos: &[bf16], sin: &[bf16], out: &mut [bf16]) {
     let half = x.len() / 2;
     let (x1, x2) = x.split_at(half);
+    let (cos1, cos2) = cos.split_at(half);
+    let (sin1, sin2) = sin.split_at(half);
     let (o1, o2) = out.split_at_mut(half);
-    let mul = |a: bf16, b: bf16| to_bf16(a.to_f32() * b.to_f32()).to_f32();
+    let mul = |a: bf16, b: bf16| from_bf16(to_bf16(from_bf16(a) * from_bf16(b)));
     // First half: x1·cos − x2·sin; second half: x2·cos + x1·sin (the negation is exact).
-    for (j, o) in o1.iter_mut().enumerate() {
-        *o = to_bf16(mul(x1[j], cos[j]) + mul(-x2[j], sin[j]));
+    for ((o, (a, b)), (c, s)) in o1.iter_mut().zip(x1.iter().zip(x2)).zip(cos1.iter().zip(sin1)) {
+        *o = to_bf16(mul(*a, *c) + mul(-*b, *s));
     }
-    for (j, o) in o2.iter_mut().enumerate() {
-        *o = to_bf16(mul(x2[j], cos[half + j]) + mul(x1[j], sin[half + j]));
+    for ((o, (a, b)), (c, s)) in o2.iter_mut().zip(x1.iter().zip(x2)).zip(cos2.iter().zip(sin2)) {
+        *o = to_bf16(mul(*b, *c) + mul(*a, *s));
     }
+}
+
+/// [`rotate`] compiled for AVX-512: 16 values per instruction, the same operations in the same
+/// order (a named function, see `norm::rms_rows_avx512`). Before it the row loops ran scalar:
+/// 2.1 ms for Gemma-2B's query heads at 275 tokens, a quarter of the attention block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn rotate_avx512(x: &[bf16], cos: &[bf16], sin: &[bf16], out: &mut [bf16]) {
+    rotate(x, cos, sin, out)
 }
 
 #[cfg(test)]
