@@ -238,9 +238,8 @@ pub fn attention_bf16_strided(
             });
         });
     } else {
-        // Token-major rows hold every head: jobs are blocks of query rows, sized so that each
-        // thread gets several.
-        let per_job = queries.div_ceil(4 * rayon::current_num_threads()).next_multiple_of(8).clamp(8, MAX_ROWS);
+        // Token-major rows hold every head: jobs are blocks of query rows.
+        let per_job = rows_per_job(queries, rayon::current_num_threads());
         out.par_chunks_mut(queries * heads * d).enumerate().for_each(|(b, out)| {
             out.par_chunks_mut(per_job * heads * d).enumerate().for_each(|(i, out)| {
                 let rows = out.len() / (heads * d);
@@ -261,6 +260,16 @@ pub fn attention_bf16_strided(
 
 /// Query rows per job: a 64 × keys f32 score tile stays in L2 for any context we run.
 const MAX_ROWS: usize = 64;
+
+/// Rows per job of the token-major split: the multiple of 8 (the micro-kernel's row tile) up to
+/// [`MAX_ROWS`] whose jobs load the busiest thread least (in row tiles, `threads` taking jobs in
+/// turn), the largest on a tie — bigger jobs read each head's packed keys and values fewer
+/// times. (Gemma's 275 prompt rows on 2 threads: 48-row jobs, 18 tiles on the busiest thread,
+/// where a fixed "4 jobs per thread" gave 40-row jobs and 20.)
+fn rows_per_job(queries: usize, threads: usize) -> usize {
+    let busiest = |rows: usize| queries.div_ceil(rows).div_ceil(threads.max(1)) * (rows / 8);
+    (1..=MAX_ROWS / 8).rev().map(|t| 8 * t).min_by_key(|rows| busiest(*rows)).unwrap_or(8)
+}
 
 /// What every job of one call shares.
 struct Job<'a> {
@@ -499,6 +508,20 @@ mod tests {
         let short = Heads { values: &qt[..qt.len() - 1], ..qv };
         let err = attention_bf16_strided(short, kv, vv, None, shape, 0.5, None, &mut tokens, OutLayout::TokenMajor);
         assert!(matches!(err, Err(Error::Length { operand: "q", .. })), "{err:?}");
+    }
+
+    /// Jobs are whole row tiles, at most `MAX_ROWS`, and balance the threads (the shapes the
+    /// doc comment names, a one-row decode, more threads than rows).
+    #[test]
+    fn rows_per_job_balances_whole_tiles() {
+        assert_eq!(rows_per_job(275, 2), 48);
+        assert_eq!(rows_per_job(256, 2), 64);
+        assert_eq!(rows_per_job(1, 2), 8);
+        assert_eq!(rows_per_job(100, 64), 8);
+        for (q, t) in [(0, 1), (7, 0), (300, 3), (4096, 16)] {
+            let rows = rows_per_job(q, t);
+            assert!(rows % 8 == 0 && (8..=MAX_ROWS).contains(&rows), "{q} rows on {t} threads: {rows}");
+        }
     }
 
     /// The soft-cap's vectorisable tanh is within 2·10⁻⁷ of the true one, and ±1 far out.
