@@ -1,5 +1,5 @@
 //! Fused, threaded element-wise kernels on bf16 tensors: the tanh GELU and GeGLU's
-//! `gelu(gate) · up`, one pass each, computed in f32.
+//! `gelu(gate) · up`, one pass each, computed in f32; residual additions; division by a scalar.
 //!
 //! Burn's Flex runs each element-wise op as its own single-threaded pass (the tanh GELU is
 //! eight of them, with a scalar libm `tanhf` per element); here one pass reads bf16, computes in
@@ -75,6 +75,34 @@ pub fn add_bf16(residual: &[bf16], y: &[bf16], out: &mut [bf16]) -> Result<()> {
 /// cast and the addition in one threaded pass.
 pub fn add_f32_bf16(residual: &[f32], y: &[bf16], out: &mut [f32]) -> Result<()> {
     residual_pass(residual, y, out, add_f32_bf16_inline, add_f32_bf16_avx512)
+}
+
+/// `out = bf16(f32(x) / divisor)`: a bf16 tensor divided by an f32 scalar as PyTorch divides
+/// one by a Python float (the division in f32, the scalar never rounded to bf16 — Burn's own
+/// bf16 `div_scalar` rounds it first), threaded and vectorised.
+pub fn div_scalar_bf16(x: &[bf16], divisor: f32, out: &mut [bf16]) -> Result<()> {
+    same_len("out", x.len(), out.len())?;
+    let wide = CpuFeatures::get().avx512f;
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
+        if wide {
+            // SAFETY: the CPU has AVX-512F (checked above) and the rest the build enables.
+            unsafe { div_scalar_avx512(x, divisor, out) }
+        } else {
+            div_scalar_inline(x, divisor, out)
+        }
+    });
+    Ok(())
+}
+
+#[inline(always)]
+fn div_scalar_inline(x: &[bf16], divisor: f32, out: &mut [bf16]) {
+    out.iter_mut().zip(x).for_each(|(o, x)| *o = to_bf16(from_bf16(*x) / divisor));
+}
+
+/// [`div_scalar_inline`] compiled for AVX-512 (as [`add_bf16_avx512`]).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
+fn div_scalar_avx512(x: &[bf16], divisor: f32, out: &mut [bf16]) {
+    div_scalar_inline(x, divisor, out)
 }
 
 /// One chunk of a residual pass: `(residual, y, out)`.
@@ -277,6 +305,18 @@ mod tests {
         }
         assert!(gelu_tanh_bf16(&x, &mut out[1..]).is_err());
         assert!(gelu_tanh_mul_bf16(&x, &up[1..], &mut out).is_err());
+    }
+
+    #[test]
+    fn division_is_in_f32_by_the_f32_divisor() {
+        let x: Vec<bf16> = (0..40_000).map(|i| bf16::from_f32((i as f32 - 20_000.0) / 300.0)).collect();
+        let d = 2048f32.sqrt(); // not a bf16 value: rounding it first would change results
+        let mut out = vec![bf16::ZERO; x.len()];
+        div_scalar_bf16(&x, d, &mut out).unwrap();
+        for (o, x) in out.iter().zip(&x) {
+            assert_eq!(*o, bf16::from_f32(x.to_f32() / d));
+        }
+        assert!(div_scalar_bf16(&x, d, &mut out[1..]).is_err());
     }
 
     #[test]

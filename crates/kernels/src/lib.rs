@@ -18,7 +18,7 @@ pub use attention::{
     AttentionBias, AttentionShape, Heads, HeadsLayout, OutLayout, attention_bf16, attention_bf16_strided,
 };
 pub use cpu::CpuFeatures;
-pub use elementwise::{add_bf16, add_f32_bf16, gelu_tanh_bf16, gelu_tanh_mul_bf16};
+pub use elementwise::{add_bf16, add_f32_bf16, div_scalar_bf16, gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};
 pub use gemm::{Isa, matmul, matmul_bf16, matmul_with};
 /// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod attention;
+mod div_scalar;
 #[cfg(feature = "flex")]
 mod flex;
 mod gelu;
@@ -13,6 +14,7 @@ mod residual;
 mod rope;
 
 pub use attention::{attention, attention_grouped, attention_with};
+pub use div_scalar::div_scalar_f32;
 pub use gelu::{gelu_tanh, gelu_tanh_mul};
 pub use linear::{Linear, PackedWeight, WeightLayout, pack_weights};
 pub use matmul_transposed::matmul_transposed;

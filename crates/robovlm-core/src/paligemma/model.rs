@@ -83,9 +83,10 @@ impl<B: Backend> ImageEncoder<B> {
         }
     }
 
-    /// `x / sqrt(divisor)`; PyTorch divides by the float32 scalar `hidden_size**0.5`.
+    /// `x / sqrt(divisor)`; PyTorch divides by the float32 scalar `hidden_size**0.5`, in f32
+    /// for a half-precision `x` ([`robovlm_ops::div_scalar_f32`]).
     fn scale(x: Tensor<B, 3>, divisor: f64) -> Tensor<B, 3> {
-        x.div_scalar(f64::from(divisor.sqrt() as f32))
+        robovlm_ops::div_scalar_f32(x, divisor.sqrt() as f32)
     }
 }
 
