@@ -211,13 +211,11 @@ pub fn attention_bf16_strided(
     let pack_kv = |bk: usize, parallel: bool| {
         let (b, g) = (bk / kv_heads, bk % kv_heads);
         let (kb, vb, ks, vs) = (k.layout.at(b, g, 0), v.layout.at(b, g, 0), k.layout.row, v.layout.row);
-        let key = |c: usize, j: usize| k.values[kb + j * ks + c].to_bits();
-        let value = |j: usize, c: usize| v.values[vb + j * vs + c].to_bits();
-        if parallel {
-            (PackedBf16::pack(d, keys, key), PackedBf16::pack(keys, d, value))
-        } else {
-            (PackedBf16::pack_serial(d, keys, key), PackedBf16::pack_serial(keys, d, value))
-        }
+        let (keys_bits, values_bits): (&[u16], &[u16]) = (k.values.reinterpret_cast(), v.values.reinterpret_cast());
+        // Key j is column j of kᵀ ([d × keys]); value row j is row j of [keys × d].
+        let key = |j: usize| &keys_bits[kb + j * ks..][..d];
+        let value = |j: usize| &values_bits[vb + j * vs..][..d];
+        (PackedBf16::pack_columns(d, keys, parallel, key), PackedBf16::pack_rows(keys, d, parallel, value))
     };
     let pairs = batch * kv_heads;
     let packed: Vec<(PackedBf16, PackedBf16)> = if pairs >= rayon::current_num_threads() {

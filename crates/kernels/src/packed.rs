@@ -1,6 +1,7 @@
 //! Weights in bf16, packed once into the micro-kernel's panel layout.
 
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -35,7 +36,8 @@ impl PackedBf16 {
     /// [`Self::from_kn`] for weights already in bf16 (no rounding, no f32 copy of the matrix).
     pub fn from_kn_bf16(weights: &[bf16], k: usize, n: usize) -> Result<Self> {
         check(weights.len(), k, n)?;
-        Ok(Self::pack(k, n, |row, col| weights[row * n + col].to_bits()))
+        let bits: &[u16] = weights.reinterpret_cast();
+        Ok(Self::pack_rows(k, n, true, |row| &bits[row * n..(row + 1) * n]))
     }
 
     /// Packs weights in PyTorch's `nn.Linear` layout, `[out_features, in_features]` = `[n, k]`.
@@ -47,7 +49,8 @@ impl PackedBf16 {
     /// [`Self::from_nk`] for weights already in bf16 (an embedding table used as tied head).
     pub fn from_nk_bf16(weights: &[bf16], n: usize, k: usize) -> Result<Self> {
         check(weights.len(), k, n)?;
-        Ok(Self::pack(k, n, |row, col| weights[col * k + row].to_bits()))
+        let bits: &[u16] = weights.reinterpret_cast();
+        Ok(Self::pack_columns(k, n, true, |col| &bits[col * k..(col + 1) * k]))
     }
 
     /// The matrix back in `[k, n]` row-major bf16 (the layout [`Self::from_kn_bf16`] takes): for
@@ -99,6 +102,8 @@ impl PackedBf16 {
         &self.data[j * len..(j + 1) * len]
     }
 
+    /// A `k × n` matrix given element by element (`bits(row, col)`), in parallel over panels:
+    /// for sources that need a conversion per value (f32 weights rounded to bf16).
     pub(crate) fn pack(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16 + Sync) -> Self {
         let pairs = k.div_ceil(2);
         let panel_len = pairs * PANEL_PAIR;
@@ -109,13 +114,67 @@ impl PackedBf16 {
         PackedBf16 { k, n, data }
     }
 
-    /// [`Self::pack`] on the calling thread, for callers that are one parallel job among many
-    /// (attention packs each head's keys and values). `k, n > 0` (callers check).
-    pub(crate) fn pack_serial(k: usize, n: usize, bits: impl Fn(usize, usize) -> u16) -> Self {
+    /// A `k × n` matrix (`k, n > 0`) given by rows of bf16 bits (`row(i)`: `n` values): each
+    /// pair of rows interleaved into the panels — slices copied in order, where [`Self::pack`]
+    /// calls a closure and checks two bounds per value (5× slower on attention's values; a
+    /// checkpoint's weights load through here too). In parallel over panels or on the calling
+    /// thread.
+    pub(crate) fn pack_rows<'a>(k: usize, n: usize, parallel: bool, row: impl Fn(usize) -> &'a [u16] + Sync) -> Self {
         let panel_len = k.div_ceil(2) * PANEL_PAIR;
         let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
-        if panel_len > 0 {
-            data.chunks_mut(panel_len).enumerate().for_each(|(j, panel)| pack_panel(j, panel, k, n, &bits));
+        let fill = |(j, panel): (usize, &mut [u16])| {
+            let cols = j * NR..n.min((j + 1) * NR);
+            for (p, pair) in panel.chunks_exact_mut(PANEL_PAIR).enumerate() {
+                let first = &row(2 * p)[cols.clone()];
+                let pairs = pair.chunks_exact_mut(2);
+                match (2 * p + 1 < k).then(|| &row(2 * p + 1)[cols.clone()]) {
+                    Some(second) => pairs.zip(first.iter().zip(second)).for_each(|(d, (a, b))| {
+                        d[0] = *a;
+                        d[1] = *b;
+                    }),
+                    None => pairs.zip(first).for_each(|(d, a)| d[0] = *a),
+                }
+            }
+        };
+        if parallel {
+            data.par_chunks_mut(panel_len).enumerate().for_each(fill);
+        } else {
+            data.chunks_mut(panel_len).enumerate().for_each(fill);
+        }
+        PackedBf16 { k, n, data }
+    }
+
+    /// A `k × n` matrix (`k, n > 0`) given by columns of bf16 bits (`column(j)`: `k` values; a
+    /// transposed layout, e.g. attention's keys for `q·kᵀ`): each column's consecutive pairs
+    /// copied as 32-bit units into its panel slot, as [`Self::pack_rows`].
+    pub(crate) fn pack_columns<'a>(
+        k: usize,
+        n: usize,
+        parallel: bool,
+        column: impl Fn(usize) -> &'a [u16] + Sync,
+    ) -> Self {
+        let panel_len = k.div_ceil(2) * PANEL_PAIR;
+        let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
+        let fill = |(j, panel): (usize, &mut [u16])| {
+            for (c, col) in (j * NR..n.min((j + 1) * NR)).enumerate() {
+                let values = column(col)[..k].chunks_exact(2);
+                let last = values.remainder().first();
+                let mut slots = panel.chunks_exact_mut(PANEL_PAIR).map(|pair| &mut pair[2 * c..2 * c + 2]);
+                // `values` first: zip takes from it first, so the slot after the last whole pair
+                // is still there for an odd `k`'s last value.
+                for (pair, slot) in values.zip(slots.by_ref()) {
+                    slot[0] = pair[0];
+                    slot[1] = pair[1];
+                }
+                if let (Some(slot), Some(v)) = (slots.next(), last) {
+                    slot[0] = *v;
+                }
+            }
+        };
+        if parallel {
+            data.par_chunks_mut(panel_len).enumerate().for_each(fill);
+        } else {
+            data.chunks_mut(panel_len).enumerate().for_each(fill);
         }
         PackedBf16 { k, n, data }
     }
@@ -175,6 +234,23 @@ mod tests {
         // The odd last row and the missing columns are zero.
         assert_eq!(a.panel(0)[2 * PANEL_PAIR + 1], 0);
         assert_eq!(a.panel(1)[2 * 3], 0);
+    }
+
+    /// The slice packers give exactly the element-wise packing, for odd and even `k`, whole
+    /// and partial panels, in parallel and on one thread.
+    #[test]
+    fn row_and_column_packers_equal_the_elementwise_packing() {
+        for (k, n) in [(1, 1), (2, 32), (5, 35), (8, 64), (9, 70), (72, 256)] {
+            let kn: Vec<u16> = (0..k * n).map(|i| (i * 7 + 3) as u16).collect();
+            let nk: Vec<u16> = (0..k * n).map(|i| kn[(i % k) * n + i / k]).collect();
+            let want = PackedBf16::pack(k, n, |row, col| kn[row * n + col]);
+            for parallel in [true, false] {
+                let rows = PackedBf16::pack_rows(k, n, parallel, |r| &kn[r * n..(r + 1) * n]);
+                assert_eq!(rows, want, "rows, k = {k}, n = {n}");
+                let columns = PackedBf16::pack_columns(k, n, parallel, |c| &nk[c * k..(c + 1) * k]);
+                assert_eq!(columns, want, "columns, k = {k}, n = {n}");
+            }
+        }
     }
 
     #[test]
