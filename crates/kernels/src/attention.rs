@@ -22,7 +22,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::cpu::CpuFeatures;
-use crate::elementwise::{exp, fold_lanes, to_bf16};
+use crate::elementwise::{exp, fold_lanes, round_into, to_bf16};
 use crate::error::{Error, Result};
 use crate::gemm::{Lhs, copy_rows, product_serial};
 use crate::packed::PackedBf16;
@@ -231,7 +231,7 @@ pub fn attention_bf16_strided(
             SCRATCH.with_borrow_mut(|scratch| {
                 for (i, out) in out.chunks_mut(MAX_ROWS * d).enumerate() {
                     let o = job.rows(b, h, i * MAX_ROWS, out.len() / d, scratch);
-                    out.iter_mut().zip(o).for_each(|(dst, src)| *dst = to_bf16(*src));
+                    round_into(o, None, out);
                 }
             });
         });
@@ -246,7 +246,7 @@ pub fn attention_bf16_strided(
                         let o = job.rows(b, h, i * per_job, rows, scratch);
                         for (r, o) in o.chunks_exact(d).enumerate() {
                             let dst = &mut out[(r * heads + h) * d..][..d];
-                            dst.iter_mut().zip(o).for_each(|(dst, src)| *dst = to_bf16(*src));
+                            round_into(o, None, dst);
                         }
                     }
                 });

@@ -116,12 +116,25 @@ pub(crate) struct Lhs<'a> {
 }
 
 /// `out = A · W` (f32, `m × n`, row-major) on the calling thread: for callers that are
-/// themselves one job among many (attention's heads).
+/// themselves one job among many (attention's heads). The tiles store their sums straight
+/// into `out` (no accumulator block copied row by row: a tenth of attention's time went there).
 pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &mut [f32]) -> Result<()> {
-    let n = weights.n();
-    check_lhs(a, m, weights.pairs())?;
+    let (n, pairs) = (weights.n(), weights.pairs());
+    check_lhs(a, m, pairs)?;
     check("out", out.len(), m, n)?;
-    run(Isa::best(), a, m, weights, false, copy_to(out, n));
+    let isa = Isa::best();
+    for j in 0..weights.panels() {
+        let (panel, cols) = (weights.panel(j), NR.min(n - j * NR));
+        for m0 in (0..m).step_by(MR) {
+            let rows = MR.min(m - m0);
+            let block = &a.values[m0 * a.lda..(m0 + rows - 1) * a.lda + 2 * pairs];
+            let c = &mut out[m0 * n + j * NR..(m0 + rows - 1) * n + j * NR + cols];
+            // SAFETY: `c` starts at row m0, column 32j of the `m × n` output and holds `rows - 1`
+            // strides of n plus `cols` values (the tile writes `cols` values per row); `block`
+            // holds `rows` rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
+            unsafe { call_tile(isa, pairs, rows, block, a.lda, panel, c.as_mut_ptr(), n, cols, false) };
+        }
+    }
     Ok(())
 }
 
