@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(rows_per_job(100, 64), 8);
         for (q, t) in [(0, 1), (7, 0), (300, 3), (4096, 16)] {
             let rows = rows_per_job(q, t);
-            assert!(rows % 8 == 0 && (8..=MAX_ROWS).contains(&rows), "{q} rows on {t} threads: {rows}");
+            assert!(rows.is_multiple_of(8) && (8..=MAX_ROWS).contains(&rows), "{q} rows on {t} threads: {rows}");
         }
     }
 
