@@ -116,9 +116,9 @@ impl PackedBf16 {
 
     /// A `k × n` matrix (`k, n > 0`) given by rows of bf16 bits (`row(i)`: `n` values): each
     /// pair of rows interleaved into the panels — slices copied in order, where [`Self::pack`]
-    /// calls a closure and checks two bounds per value (5× slower on attention's values; a
-    /// checkpoint's weights load through here too). In parallel over panels or on the calling
-    /// thread.
+    /// calls a closure and checks two bounds per value (attention packs every call's keys and
+    /// values; a checkpoint's bf16 weights load through here too). In parallel over panels or
+    /// on the calling thread.
     pub(crate) fn pack_rows<'a>(k: usize, n: usize, parallel: bool, row: impl Fn(usize) -> &'a [u16] + Sync) -> Self {
         let panel_len = k.div_ceil(2) * PANEL_PAIR;
         let mut data = vec![0u16; n.div_ceil(NR) * panel_len];
