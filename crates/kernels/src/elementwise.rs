@@ -82,14 +82,13 @@ pub fn add_f32_bf16(residual: &[f32], y: &[bf16], out: &mut [f32]) -> Result<()>
 /// bf16 `div_scalar` rounds it first), threaded and vectorised.
 pub fn div_scalar_bf16(x: &[bf16], divisor: f32, out: &mut [bf16]) -> Result<()> {
     same_len("out", x.len(), out.len())?;
-    let wide = CpuFeatures::get().avx512f;
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
-        if wide {
-            // SAFETY: the CPU has AVX-512F (checked above) and the rest the build enables.
-            unsafe { div_scalar_avx512(x, divisor, out) }
-        } else {
-            div_scalar_inline(x, divisor, out)
+        #[cfg(target_arch = "x86_64")]
+        if CpuFeatures::get().avx512f {
+            // SAFETY: the CPU has AVX-512F (checked just above) and the rest the build enables.
+            return unsafe { div_scalar_avx512(x, divisor, out) };
         }
+        div_scalar_inline(x, divisor, out)
     });
     Ok(())
 }
@@ -99,8 +98,9 @@ fn div_scalar_inline(x: &[bf16], divisor: f32, out: &mut [bf16]) {
     out.iter_mut().zip(x).for_each(|(o, x)| *o = to_bf16(from_bf16(*x) / divisor));
 }
 
-/// [`div_scalar_inline`] compiled for AVX-512 (as [`add_bf16_avx512`]).
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
+/// [`div_scalar_inline`] compiled for AVX-512 (a named function: see `norm::rms_rows_avx512`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 fn div_scalar_avx512(x: &[bf16], divisor: f32, out: &mut [bf16]) {
     div_scalar_inline(x, divisor, out)
 }

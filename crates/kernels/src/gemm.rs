@@ -115,6 +115,14 @@ pub(crate) struct Lhs<'a> {
     pub(crate) lda: usize,
 }
 
+impl Lhs<'_> {
+    /// What one tile reads: rows `m0..m0 + rows`, pairs `k0..k0 + kc` of each — `rows - 1`
+    /// strides plus the last row's `2·kc` values, the slice [`call_tile`] is handed.
+    fn block(&self, m0: usize, rows: usize, k0: usize, kc: usize) -> &[u16] {
+        &self.values[m0 * self.lda + 2 * k0..(m0 + rows - 1) * self.lda + 2 * (k0 + kc)]
+    }
+}
+
 /// `out = A · W` (f32, `m × n`, row-major) on the calling thread: for callers that are
 /// themselves one job among many (attention's heads). The tiles store their sums straight
 /// into `out` (no accumulator block copied row by row: a tenth of attention's time went there).
@@ -127,7 +135,7 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
         let (panel, cols) = (weights.panel(j), NR.min(n - j * NR));
         for m0 in (0..m).step_by(MR) {
             let rows = MR.min(m - m0);
-            let block = &a.values[m0 * a.lda..(m0 + rows - 1) * a.lda + 2 * pairs];
+            let block = a.block(m0, rows, 0, pairs);
             let c = &mut out[m0 * n + j * NR..(m0 + rows - 1) * n + j * NR + cols];
             // SAFETY: `c` starts at row m0, column 32j of the `m × n` output and holds `rows - 1`
             // strides of n plus `cols` values (the tile writes `cols` values per row); `block`
@@ -201,7 +209,7 @@ where
             for m0 in (mc..mc + block_rows).step_by(MR) {
                 // Row blocks are MR rows from row 0 (MC is a multiple of MR), the last shorter.
                 let rows = MR.min(m - m0);
-                let block = &a.values[m0 * a.lda..(m0 + rows - 1) * a.lda + 2 * pairs];
+                let block = a.block(m0, rows, 0, pairs);
                 let c = &mut acc[(m0 - mc) * NR..(m0 - mc + rows) * NR];
                 // SAFETY: `c` holds `rows` rows of NR values at stride NR; `block` holds `rows`
                 // rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
@@ -251,7 +259,7 @@ where
                 let kc = KC.min(pairs - k0);
                 for m0 in (0..m).step_by(MR) {
                     let rows = MR.min(m - m0);
-                    let block = &a.values[m0 * a.lda + 2 * k0..(m0 + rows - 1) * a.lda + 2 * (k0 + kc)];
+                    let block = a.block(m0, rows, k0, kc);
                     for (j, acc) in panels.clone().zip(acc.chunks_exact_mut(m * NR)) {
                         let panel = &weights.panel(j)[k0 * PANEL_PAIR..(k0 + kc) * PANEL_PAIR];
                         let c = &mut acc[m0 * NR..(m0 + rows) * NR];
