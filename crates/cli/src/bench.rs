@@ -16,7 +16,7 @@ use robovlm_core::action_heads::{HeadConfig, HeadKind, HeadState};
 use robovlm_core::gemma::{GemmaConfig, GenerationConfig};
 use robovlm_core::paligemma::{ImageEncoder, PaliGemma, PromptBatch};
 use robovlm_core::projector::ProjectorConfig;
-use robovlm_core::robovlms::forward_vlm_ids;
+use robovlm_core::robovlms::{VlmOutputs, forward_vlm_ids};
 use robovlm_core::siglip::VisionConfig;
 
 /// What to build and how long to measure.
@@ -187,7 +187,7 @@ pub fn run<B: Backend>(model: &PaliGemma<B>, spec: &BenchSpec, device: &B::Devic
         drop(head.step(filler, &mut state));
     }
     report.control_step_ms = time_median(spec.warmup, spec.iters, || {
-        let vlm = forward_vlm_ids(model, &action_token, divisor, pixels(), &text, device);
+        let vlm = forward_vlm_ids(model, &action_token, divisor, pixels(), &text, VlmOutputs::default(), device);
         let out = head.step(vlm.action_hidden, &mut state);
         let arm = out.arm.into_data();
         let gripper = out.gripper.into_data();

@@ -1,5 +1,7 @@
 //! Grouped-query self-attention of a Gemma layer, with RoPE and an optional KV cache.
 
+use std::ops::Range;
+
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -58,20 +60,43 @@ impl<B: Backend> Attention<B> {
     /// - `x`: `[batch, seq, hidden]`
     /// - `bias`: additive mask `[batch, 1, seq, keys]` (0 = attend, `f32::MIN` = masked), where
     ///   `keys` = cached + `seq`; `None` = every query sees every key
-    /// - returns: `[batch, seq, hidden]`
+    /// - `queries`: the positions (of `0..seq`) whose outputs are wanted, `None` = all. Keys and
+    ///   values (and the cache) still cover every position; only these rows are queried and
+    ///   projected out — a decoder's last layer needs no more (see [`crate::DecoderInput`]).
+    /// - returns: `[batch, queries, hidden]`
+    ///
+    /// # Panics
+    /// If `queries` is empty or reaches past `seq` (a caller bug).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
         bias: Option<&Tensor<B, 4>>,
         cache: Option<&mut KvCache<B>>,
+        queries: Option<Range<usize>>,
     ) -> Tensor<B, 3> {
-        let [batch, seq, _] = x.dims();
+        let [batch, seq, width] = x.dims();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let split = |t: Tensor<B, 3>, heads| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = apply(split(row_matmul::linear(&self.q_proj, x.clone()), h), rope);
+        let split = |t: Tensor<B, 3>, heads| {
+            let len = t.dims()[1];
+            t.reshape([batch, len, heads, d]).swap_dims(1, 2)
+        };
         let k = apply(split(row_matmul::linear(&self.k_proj, x.clone()), kvh), rope);
-        let v = split(row_matmul::linear(&self.v_proj, x), kvh);
+        let v = split(row_matmul::linear(&self.v_proj, x.clone()), kvh);
+        let (q, rope, bias) = match queries {
+            Some(rows) if rows != (0..seq) => {
+                assert!(rows.start < rows.end && rows.end <= seq, "queries {rows:?} outside 0..{seq}");
+                let x = x.slice([0..batch, rows.clone(), 0..width]);
+                let bias = bias.map(|b| {
+                    let [bb, one, _, keys] = b.dims();
+                    b.clone().slice([0..bb, 0..one, rows.clone(), 0..keys])
+                });
+                (x, rope.rows(rows), bias)
+            }
+            _ => (x, rope.clone(), bias.cloned()),
+        };
+        let len = q.dims()[1];
+        let q = apply(split(row_matmul::linear(&self.q_proj, q), h), &rope);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
@@ -79,7 +104,7 @@ impl<B: Backend> Attention<B> {
         // GQA (repeat_kv) and the f32 score island live in robovlm_ops (bf16 on Flex: one
         // parallel kernel that reads the KV heads in place).
         let options = AttentionModuleOptions { scale: self.scale, softcap: self.softcap, is_causal: false };
-        let out = attention_grouped(q, k, v, bias.cloned(), options);
-        row_matmul::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+        let out = attention_grouped(q, k, v, bias, options);
+        row_matmul::linear(&self.o_proj, out.swap_dims(1, 2).reshape([batch, len, h * d]))
     }
 }

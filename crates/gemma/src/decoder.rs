@@ -1,5 +1,7 @@
 //! The Gemma decoder: embedding → layers → final norm, plus logits through the (tied) head.
 
+use std::ops::Range;
+
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -45,7 +47,8 @@ pub struct Decoder<B: Backend> {
 /// What one decoder pass returns.
 #[derive(Debug, Clone)]
 pub struct DecoderOutput<B: Backend> {
-    /// Output after the final norm, `[batch, seq, hidden]`.
+    /// Output after the final norm, `[batch, seq, hidden]` (`[batch, rows, hidden]` with
+    /// [`DecoderInput::outputs`]).
     pub hidden: Tensor<B, 3>,
     /// HF's `output_hidden_states` when requested: `[0]` = scaled embeddings, `[i]` = output of
     /// layer `i-1`, last = `hidden` (after the final norm).
@@ -73,6 +76,13 @@ pub struct DecoderInput<'a, B: Backend> {
     /// How windowed caches are masked in cached decoding (only matters for left-padded
     /// batches; see [`SlidingCache`]).
     pub sliding_cache: SlidingCache,
+    /// The positions (of `0..seq`, the same in every batch row) whose output is wanted; `None` =
+    /// all. Why: nothing reads the last layer's output elsewhere — a prompt pass before
+    /// generation needs only the last position's logits, a RoboVLMs step only the action
+    /// token — so the last layer computes its queries, output projection and MLP for these rows
+    /// alone (its keys and values, which the caches keep, still for every position). The rows'
+    /// values are those of the full pass. Not combined with `keep_hidden_states`.
+    pub outputs: Option<Range<usize>>,
 }
 
 impl<B: Backend> Decoder<B> {
@@ -135,11 +145,16 @@ impl<B: Backend> Decoder<B> {
     /// image features and injected tokens included — as a float32 scalar, as transformers does.
     ///
     /// # Panics
-    /// If `positions`, the mask or the caches do not match the input's shape (caller bugs).
+    /// If `positions`, the mask or the caches do not match the input's shape, or `outputs` is
+    /// empty, reaches past `seq` or comes with `keep_hidden_states` (caller bugs).
     pub fn forward(&self, input: DecoderInput<'_, B>) -> DecoderOutput<B> {
-        let DecoderInput { embeds, positions, mask, caches, keep_hidden_states, sliding_cache } = input;
+        let DecoderInput { embeds, positions, mask, caches, keep_hidden_states, sliding_cache, outputs } = input;
         let [batch, seq, hidden] = embeds.dims();
         assert_eq!(positions.len(), batch * seq, "positions must be [batch, seq]");
+        if let Some(rows) = &outputs {
+            assert!(rows.start < rows.end && rows.end <= seq, "outputs {rows:?} outside 0..{seq}");
+            assert!(!keep_hidden_states, "outputs and keep_hidden_states are not combined");
+        }
         let device = embeds.device();
         let (global, sliding) = self.biases(mask, caches.as_deref(), batch, seq, sliding_cache, &device);
         let normalizer = f64::from((hidden as f32).sqrt());
@@ -152,13 +167,17 @@ impl<B: Backend> Decoder<B> {
             assert_eq!(c.len(), self.layers.len(), "one KV cache per layer");
             c.iter_mut()
         });
-        for layer in &self.layers {
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
             if keep_hidden_states {
                 hidden_states.push(x.clone());
             }
             let cache = caches.as_mut().and_then(|c| c.next());
             let bias = if layer.sliding_window.is_some() { sliding.as_ref() } else { global.as_ref() };
-            x = layer.forward(x, &rope, bias, cache);
+            x = layer.forward(x, &rope, bias, cache, if i == last { outputs.clone() } else { None });
+        }
+        if let (true, Some(rows)) = (self.layers.is_empty(), outputs) {
+            x = x.slice([0..batch, rows, 0..hidden]);
         }
         let last_layer_prenorm = keep_hidden_states.then(|| x.clone());
         let hidden = self.norm.forward(x);
@@ -275,6 +294,7 @@ mod tests {
                 caches,
                 keep_hidden_states: false,
                 sliding_cache: SlidingCache::default(),
+                outputs: None,
             }
         }
 
@@ -324,6 +344,66 @@ mod tests {
         }
     }
 
+    /// `outputs` returns exactly those rows of the full pass (Gemma 1 and Gemma 2 with a window
+    /// shorter than the prompt, a padded batch of two), and the caches it fills are the full
+    /// pass's: decoding after it gives the same next hidden states.
+    #[test]
+    fn output_rows_are_the_full_passes_rows() {
+        let gemma2 = GemmaConfig::new(50, 16, 24, 3, 4, 2, 6)
+            .with_query_pre_attn_scalar(Some(5.0))
+            .with_attn_logit_softcapping(Some(3.0))
+            .with_sliding_window(Some(3))
+            .with_sandwich_norms(true);
+        let device = Default::default();
+        for c in [GemmaConfig::new(50, 16, 24, 2, 4, 1, 6), gemma2] {
+            let dec = c.init::<TestBackend>(&device);
+            let (batch, seq) = (2, 7);
+            let ids: Vec<i64> = (0..(batch * seq) as i64).map(|i| (i * 11 + 5) % 50).collect();
+            let embeds = dec.embed(Tensor::from_data(TensorData::new(ids, [batch, seq]), &device));
+            let positions: Vec<i64> = (0..batch).flat_map(|_| 1..=seq as i64).collect();
+            let key_mask = [vec![1; seq], [vec![0; 2], vec![1; seq - 2]].concat()].concat();
+            let mask = AttentionMask::prefix(&key_mask, batch);
+            let pass = |outputs: Option<Range<usize>>, caches: Option<&mut [KvCache<TestBackend>]>| {
+                let input = DecoderInput {
+                    embeds: embeds.clone(),
+                    positions: &positions,
+                    mask: Some(&mask),
+                    caches,
+                    keep_hidden_states: false,
+                    sliding_cache: SlidingCache::default(),
+                    outputs,
+                };
+                dec.forward(input).hidden
+            };
+            let (mut full_caches, mut row_caches) = (dec.new_caches(), dec.new_caches());
+            let full = pass(None, Some(&mut full_caches));
+            for rows in [0..1, 3..5, seq - 1..seq, 0..seq] {
+                let got = pass(Some(rows.clone()), None);
+                let want = full.clone().slice([0..batch, rows.clone(), 0..16]);
+                assert_eq!(got.dims(), want.dims());
+                let (got, want) = (got.into_data().to_vec::<f32>().unwrap(), want.into_data().to_vec::<f32>().unwrap());
+                assert_eq!(got, want, "rows {rows:?}");
+            }
+            pass(Some(seq - 1..seq), Some(&mut row_caches));
+            let widened: Vec<u32> = key_mask.chunks(seq).flat_map(|row| [row, &[1]].concat()).collect();
+            let step_mask = AttentionMask::causal_decode(&widened, batch, seq, 1);
+            let step = |caches: &mut [KvCache<TestBackend>]| {
+                let ids = Tensor::<TestBackend, 2, Int>::from_data([[7], [9]], &device);
+                let input = DecoderInput {
+                    embeds: dec.embed(ids),
+                    positions: &[seq as i64 + 1; 2],
+                    mask: Some(&step_mask),
+                    caches: Some(caches),
+                    keep_hidden_states: false,
+                    sliding_cache: SlidingCache::default(),
+                    outputs: None,
+                };
+                dec.forward(input).hidden.into_data().to_vec::<f32>().unwrap()
+            };
+            assert_eq!(step(&mut row_caches), step(&mut full_caches));
+        }
+    }
+
     /// The window changes the result (a decoder that ignored it would pass the test above).
     #[test]
     fn sliding_window_matters() {
@@ -341,6 +421,7 @@ mod tests {
                 caches: None,
                 keep_hidden_states: false,
                 sliding_cache: SlidingCache::default(),
+                outputs: None,
             })
             .hidden
             .into_data()

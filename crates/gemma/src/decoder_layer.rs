@@ -1,5 +1,7 @@
 //! One Gemma decoder layer (Gemma 1 or Gemma 2 block order).
 
+use std::ops::Range;
+
 use burn::prelude::*;
 use robovlm_ops::residual_add;
 
@@ -49,19 +51,31 @@ impl<B: Backend> DecoderLayer<B> {
     }
 
     /// # Shapes
-    /// - `x`, returns: `[batch, seq, hidden]`; `bias` is the additive mask of
+    /// - `x`: `[batch, seq, hidden]`; `bias` is the additive mask of
     ///   [`crate::AttentionMask::to_bias`] for this layer's keys (the decoder builds the
     ///   sliding layers' own).
+    /// - `rows`: the positions (of `0..seq`) whose outputs are wanted, `None` = all: attention
+    ///   still reads (and caches) every position's keys and values, but queries, the output
+    ///   projection and the MLP run on these rows only.
+    /// - returns: `[batch, rows, hidden]`
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
         bias: Option<&Tensor<B, 4>>,
         cache: Option<&mut KvCache<B>>,
+        rows: Option<Range<usize>>,
     ) -> Tensor<B, 3> {
         // `x` is the f32 residual stream; the norms hand the blocks the compute precision and
         // their outputs are added back in f32 (`residual_add` casts them; no-ops in f32).
-        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), rope, bias, cache, rows.clone());
+        let x = match rows {
+            Some(rows) => {
+                let [batch, _, width] = x.dims();
+                x.slice([0..batch, rows, 0..width])
+            }
+            None => x,
+        };
         match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
             (Some(pre), Some(post)) => {
                 let x = residual_add(x, self.post_attention_layernorm.forward(attn));

@@ -142,10 +142,12 @@ impl<'m, B: Backend> Generator<'m, B> {
                     caches: Some(&mut self.caches),
                     keep_hidden_states: false,
                     sliding_cache: config.sliding_cache,
+                    // Only the last position's logits are read (left padding: every row ends
+                    // there), so the prompt pass skips the rest of the last layer's rows.
+                    outputs: Some(step_len - 1..step_len),
                 })
                 .hidden;
-            let [_, _, d] = hidden.dims();
-            let logits = self.decoder.logits(hidden.slice([0..batch, step_len - 1..step_len, 0..d]));
+            let logits = self.decoder.logits(hidden);
             let vocab = logits.dims()[2];
             let rows =
                 logits.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| Error::Input(format!("{e:?}")))?;

@@ -15,6 +15,15 @@ pub struct RopeTables<B: Backend> {
     pub sin: Tensor<B, 4>,
 }
 
+impl<B: Backend> RopeTables<B> {
+    /// The tables of positions `rows` (of `0..seq`) only, for a pass that queries just those.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Self {
+        let [batch, one, _, dim] = self.cos.dims();
+        let pick = |t: &Tensor<B, 4>| t.clone().slice([0..batch, 0..one, rows.clone(), 0..dim]);
+        Self { cos: pick(&self.cos), sin: pick(&self.sin) }
+    }
+}
+
 /// `GemmaRotaryEmbedding` for explicit, per-row position ids (PaliGemma starts at 1; padded
 /// batches use the mask's cumulative sum).
 #[derive(Debug, Clone)]

@@ -43,6 +43,7 @@ fn check(case: &str, prompts: &[&str], generated: &[&str]) {
             caches: None,
             keep_hidden_states: true,
             sliding_cache: SlidingCache::default(),
+            outputs: None,
         });
         let states: Vec<f32> = out.hidden_states.into_iter().flat_map(host).collect();
         assert_close(

@@ -38,7 +38,7 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("paligemma-3b");
     g.sample_size(10);
     g.bench_function("gemma_attention_prefill_272", |b| {
-        b.iter(|| black_box(layer.self_attn.forward(x.clone(), &rope, Some(&bias), None).into_data()))
+        b.iter(|| black_box(layer.self_attn.forward(x.clone(), &rope, Some(&bias), None, None).into_data()))
     });
     g.bench_function("gemma_mlp_prefill_272", |b| b.iter(|| black_box(layer.mlp.forward(x.clone()).into_data())));
     g.bench_function("gemma_mlp_decode_row", |b| b.iter(|| black_box(layer.mlp.forward(row.clone()).into_data())));

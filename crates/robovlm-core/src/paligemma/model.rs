@@ -230,6 +230,7 @@ impl<B: Backend> PaliGemma<B> {
             caches: None,
             keep_hidden_states,
             sliding_cache: Default::default(),
+            outputs: None,
         });
         let logits = self.language.logits(decoder.hidden.clone());
         Ok(PaliGemmaOutput { inputs_embeds, positions, mask, decoder, logits })

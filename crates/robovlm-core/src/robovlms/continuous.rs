@@ -32,10 +32,23 @@ pub struct VlmForward<B: Backend> {
     pub attention_mask: Vec<u32>,
     /// The attention mask Gemma applied.
     pub allowed: AttentionMask,
-    /// Post-norm hidden states, `[rows, seq, hidden]`.
-    pub last_hidden: Tensor<B, 3>,
+    /// Post-norm hidden states, `[rows, seq, hidden]`, with [`VlmOutputs::All`]; `None` with
+    /// [`VlmOutputs::ActionToken`] (only the action row was computed).
+    pub last_hidden: Option<Tensor<B, 3>>,
     /// Hidden state at the action token, `[rows, 1, hidden]`.
     pub action_hidden: Tensor<B, 3>,
+}
+
+/// Which positions' final hidden states a VLM pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VlmOutputs {
+    /// The action token's only — all the head reads. Gemma's last layer then runs its queries,
+    /// output projection and MLP on that one row (keys and values still over every position):
+    /// the same action hidden state for about one layer's work less.
+    #[default]
+    ActionToken,
+    /// Every position's, in [`VlmForward::last_hidden`] (parity checks, analysis).
+    All,
 }
 
 /// One rollout step's result.
@@ -62,6 +75,7 @@ pub struct ContinuousPolicy<B: Backend> {
     head: ActionHead<B>,
     config: RoboVlmsConfig,
     episode: Episode<B>,
+    outputs: VlmOutputs,
 }
 
 impl<B: Backend> ContinuousPolicy<B> {
@@ -94,6 +108,7 @@ impl<B: Backend> ContinuousPolicy<B> {
             head,
             config,
             episode: Episode::new(),
+            outputs: VlmOutputs::default(),
         })
     }
 
@@ -105,6 +120,12 @@ impl<B: Backend> ContinuousPolicy<B> {
     /// The backbone (model, processor, divisor).
     pub fn backbone(&self) -> &Backbone<B> {
         &self.backbone
+    }
+
+    /// What the VLM passes of [`Self::step`], [`Self::step_in`], [`Self::forward_vlm`] and
+    /// [`Self::forward_batch`] compute (default: the action token only).
+    pub fn set_vlm_outputs(&mut self, outputs: VlmOutputs) {
+        self.outputs = outputs;
     }
 
     /// Starts a new episode (clears the head's history).
@@ -126,7 +147,15 @@ impl<B: Backend> ContinuousPolicy<B> {
         let len = text.seq.saturating_add(self.backbone.processor.num_image_tokens()).saturating_add(1);
         self.backbone.model.language.check_length(len, "instruction + image + action token")?;
         let device = self.backbone.device();
-        Ok(forward_vlm_ids(&self.backbone.model, &self.action_token, self.backbone.divisor, pixels, &text, device))
+        Ok(forward_vlm_ids(
+            &self.backbone.model,
+            &self.action_token,
+            self.backbone.divisor,
+            pixels,
+            &text,
+            self.outputs,
+            device,
+        ))
     }
 
     /// One control step of the built-in episode: frame + instruction → action, carrying the
@@ -179,7 +208,8 @@ impl<B: Backend> ContinuousPolicy<B> {
 /// The RoboPaligemma VLM pass from tokenised instructions (`<eos>` text `\n`, right-padded, as
 /// [`instruction_batch`] builds them): `[first token, image tokens, rest of the text but the
 /// last token, action token, last token]` through Gemma with a bidirectional prefix mask; the
-/// hidden state at the action token is what the head reads. No logits are computed.
+/// hidden state at the action token is what the head reads (`outputs`: whether the other
+/// positions' are computed too). No logits are computed.
 ///
 /// Public so that benchmarks can drive the exact policy path with random weights and ids.
 ///
@@ -195,6 +225,7 @@ pub fn forward_vlm_ids<B: Backend>(
     divisor: f64,
     pixels: Tensor<B, 4>,
     text: &PromptBatch,
+    outputs: VlmOutputs,
     device: &B::Device,
 ) -> VlmForward<B> {
     let (rows, l) = (text.batch, text.seq);
@@ -219,7 +250,11 @@ pub fn forward_vlm_ids<B: Backend>(
         caches: None,
         keep_hidden_states: false,
         sliding_cache: Default::default(),
+        outputs: (outputs == VlmOutputs::ActionToken).then_some(seq - 2..seq - 1),
     });
-    let action_hidden = out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]);
-    VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden: out.hidden, action_hidden }
+    let (action_hidden, last_hidden) = match outputs {
+        VlmOutputs::ActionToken => (out.hidden, None),
+        VlmOutputs::All => (out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]), Some(out.hidden)),
+    };
+    VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden, action_hidden }
 }

@@ -242,6 +242,7 @@ impl<B: Backend> DiscretePolicy<B> {
             caches: None,
             keep_hidden_states: false,
             sliding_cache: Default::default(),
+            outputs: None,
         });
         let logits = language.logits(out.hidden);
         Ok(DiscreteTraining { inputs_embeds, attention_mask: mask, allowed, merged_labels: merged, logits })

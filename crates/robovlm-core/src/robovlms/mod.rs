@@ -17,7 +17,7 @@ mod sequence;
 pub use backbone::Backbone;
 pub use checkpoint::{PolicyCheckpoint, PolicyFiles, find_prefix};
 pub use config::{HeadSpec, RoboVlmsConfig};
-pub use continuous::{ContinuousPolicy, PolicyStep, VlmForward, forward_vlm_ids};
+pub use continuous::{ContinuousPolicy, PolicyStep, VlmForward, VlmOutputs, forward_vlm_ids};
 pub use discrete::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
 pub use episode::Episode;
 pub use execution::{Execution, Executor};

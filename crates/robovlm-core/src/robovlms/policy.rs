@@ -9,7 +9,7 @@ use robovlm_pixels::RgbImage;
 use super::backbone::Backbone;
 use super::checkpoint::{PolicyCheckpoint, PolicyFiles};
 use super::config::{HeadSpec, RoboVlmsConfig};
-use super::continuous::{ContinuousPolicy, PolicyStep, VlmForward};
+use super::continuous::{ContinuousPolicy, PolicyStep, VlmForward, VlmOutputs};
 use super::discrete::{DiscreteBatch, DiscretePolicy, DiscreteStep, DiscreteTraining};
 use super::episode::Episode;
 use crate::error::{Error, Result};
@@ -101,6 +101,15 @@ impl<B: Backend> RoboPolicy<B> {
         match self {
             Self::Continuous(p) => p.backbone(),
             Self::Discrete(p) => p.backbone(),
+        }
+    }
+
+    /// What a continuous policy's VLM passes compute (default: the action token's hidden state
+    /// only; [`VlmOutputs::All`] fills [`VlmForward::last_hidden`]). Discrete policies return
+    /// no hidden states and ignore it.
+    pub fn set_vlm_outputs(&mut self, outputs: VlmOutputs) {
+        if let Self::Continuous(p) = self {
+            p.set_vlm_outputs(outputs);
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use robovlm_core::action_heads::continuous_loss;
-use robovlm_core::robovlms::{BatchOutput, RoboPolicy, StepDetail, VlmForward};
+use robovlm_core::robovlms::{BatchOutput, RoboPolicy, StepDetail, VlmForward, VlmOutputs};
 use serde_json::Value;
 
 use super::{Produced, Request, batch_pixels, batch_spec, open_frame, reference, strings, tensor};
@@ -66,7 +66,8 @@ fn vlm_tensors<B: Backend>(
         let sliding = v.allowed.sliding(w).allowed.iter().map(|&a| i64::from(a)).collect();
         out.insert(format!("{prefix}.attn_allowed_sliding"), HostTensor::i64(vec![rows, seq, seq], sliding));
     }
-    out.insert(format!("{prefix}.last_hidden"), HostTensor::from_tensor(v.last_hidden.clone())?);
+    let last = v.last_hidden.clone().ok_or("the policy computed the action token's hidden state only")?;
+    out.insert(format!("{prefix}.last_hidden"), HostTensor::from_tensor(last)?);
     let action = HostTensor::from_tensor(v.action_hidden.clone())?;
     out.insert(format!("{prefix}.action_hidden"), HostTensor { shape: action_shape, values: action.values });
     Ok(())
@@ -83,6 +84,8 @@ pub(super) fn provide<B: Backend>(
         .iter()
         .filter(|n| n.starts_with("rollout.") && STEP_LEAVES.contains(&n.rsplit('.').next().unwrap_or("")))
         .collect();
+    // Every position's hidden state is compared, not only the action token's.
+    policy.set_vlm_outputs(VlmOutputs::All);
     let want_batch = BATCH_HEAD.iter().chain(CONT_LOSSES.iter()).any(|n| req.wanted.contains(*n));
     let mut episodes: Vec<usize> =
         wanted_steps.iter().filter_map(|n| n.split('.').nth(1)?.strip_prefix('e')?.parse().ok()).collect();
