@@ -81,7 +81,8 @@ pub struct DecoderInput<'a, B: Backend> {
     /// generation needs only the last position's logits, a RoboVLMs step only the action
     /// token — so the last layer computes its queries, output projection and MLP for these rows
     /// alone (its keys and values, which the caches keep, still for every position). The rows'
-    /// values are those of the full pass. Not combined with `keep_hidden_states`.
+    /// values are the full pass's (bit for bit on Flex; another backend's product may sum one
+    /// row in another order than many). Not combined with `keep_hidden_states`.
     pub outputs: Option<Range<usize>>,
 }
 
@@ -344,7 +345,7 @@ mod tests {
         }
     }
 
-    /// `outputs` returns exactly those rows of the full pass (Gemma 1 and Gemma 2 with a window
+    /// `outputs` returns those rows of the full pass (Gemma 1 and Gemma 2 with a window
     /// shorter than the prompt, a padded batch of two), and the caches it fills are the full
     /// pass's: decoding after it gives the same next hidden states.
     #[test]
@@ -382,7 +383,7 @@ mod tests {
                 let want = full.clone().slice([0..batch, rows.clone(), 0..16]);
                 assert_eq!(got.dims(), want.dims());
                 let (got, want) = (got.into_data().to_vec::<f32>().unwrap(), want.into_data().to_vec::<f32>().unwrap());
-                assert_eq!(got, want, "rows {rows:?}");
+                assert_same(&got, &want, &format!("rows {rows:?}"));
             }
             pass(Some(seq - 1..seq), Some(&mut row_caches));
             let widened: Vec<u32> = key_mask.chunks(seq).flat_map(|row| [row, &[1]].concat()).collect();
@@ -400,7 +401,16 @@ mod tests {
                 };
                 dec.forward(input).hidden.into_data().to_vec::<f32>().unwrap()
             };
-            assert_eq!(step(&mut row_caches), step(&mut full_caches));
+            assert_same(&step(&mut row_caches), &step(&mut full_caches), "decoding after the pass");
+        }
+    }
+
+    /// Equal up to the order of f32 sums: bit for bit on Flex, but another backend's product may
+    /// sum a single row in another order than a block of rows.
+    fn assert_same(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{what}: element {i}: {g} vs {w}");
         }
     }
 

@@ -258,3 +258,46 @@ pub fn forward_vlm_ids<B: Backend>(
     };
     VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden, action_hidden }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::robovlms::PolicyFiles;
+    use robovlm_test_utils::{TestBackend, fixtures_dir};
+
+    /// The default step (the action token's row only through Gemma's last layer) reads the
+    /// full pass's action hidden state, so the head and the action are unchanged; only
+    /// [`VlmOutputs::All`] returns every position.
+    #[test]
+    fn action_token_rows_equal_the_full_pass() {
+        let dir = fixtures_dir().join("robovlms_lstm");
+        let device = Default::default();
+        let files = PolicyFiles::in_dir(&dir).unwrap();
+        let crate::RoboPolicy::Continuous(mut policy) =
+            crate::RoboPolicy::<TestBackend>::load(&files, &device).unwrap()
+        else {
+            panic!("robovlms_lstm is a continuous policy");
+        };
+        let frame = RgbImage::open(&dir.join("inputs/frame_e0_t0.png")).unwrap();
+        let mut step = |outputs| {
+            policy.set_vlm_outputs(outputs);
+            policy.step_in(&mut Episode::new(), &frame, "open the drawer").unwrap()
+        };
+        let (row, all) = (step(VlmOutputs::ActionToken), step(VlmOutputs::All));
+        assert!(row.vlm.last_hidden.is_none());
+        let [rows, seq, d] = all.vlm.last_hidden.clone().unwrap().dims();
+        assert_eq!((rows, row.vlm.action_hidden.dims()), (1, [1, 1, d]));
+        assert!(seq > 2);
+        let host = |t: Tensor<TestBackend, 3>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        // Bit for bit on Flex; other backends' products may sum one row in another order.
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1.0));
+        let (a, b) = (host(row.vlm.action_hidden), host(all.vlm.action_hidden));
+        assert!(a.len() == b.len() && close(&a, &b), "{a:?} vs {b:?}");
+        assert!(
+            close(&row.action.emitted, &all.action.emitted),
+            "{:?} vs {:?}",
+            row.action.emitted,
+            all.action.emitted
+        );
+    }
+}
