@@ -325,6 +325,16 @@ mod tests {
         assert!(caches[0].is_empty());
     }
 
+    /// A small Gemma 2 (query scale, attention soft-cap, sandwich norms) with a sliding
+    /// `window`: the configuration the window and output-row tests share.
+    fn gemma2(window: usize) -> GemmaConfig {
+        GemmaConfig::new(50, 16, 24, 3, 4, 2, 6)
+            .with_query_pre_attn_scalar(Some(5.0))
+            .with_attn_logit_softcapping(Some(3.0))
+            .with_sliding_window(Some(window))
+            .with_sandwich_norms(true)
+    }
+
     #[test]
     fn cached_decode_equals_full_recompute() {
         cached_vs_full(&GemmaConfig::new(50, 16, 24, 2, 4, 2, 6), 5, 4);
@@ -334,12 +344,7 @@ mod tests {
     /// generation runs far past the window, so the rings wrap several times.
     #[test]
     fn sliding_window_cached_decode_equals_full_recompute() {
-        let c = GemmaConfig::new(50, 16, 24, 3, 4, 2, 6)
-            .with_query_pre_attn_scalar(Some(5.0))
-            .with_attn_logit_softcapping(Some(3.0))
-            .with_final_logit_softcapping(Some(2.0))
-            .with_sliding_window(Some(4))
-            .with_sandwich_norms(true);
+        let c = gemma2(4).with_final_logit_softcapping(Some(2.0));
         for (len, prefix) in [(14, 9), (14, 2), (12, 4), (6, 3)] {
             cached_vs_full(&c, len, prefix);
         }
@@ -350,13 +355,8 @@ mod tests {
     /// pass's: decoding after it gives the same next hidden states.
     #[test]
     fn output_rows_are_the_full_passes_rows() {
-        let gemma2 = GemmaConfig::new(50, 16, 24, 3, 4, 2, 6)
-            .with_query_pre_attn_scalar(Some(5.0))
-            .with_attn_logit_softcapping(Some(3.0))
-            .with_sliding_window(Some(3))
-            .with_sandwich_norms(true);
         let device = Default::default();
-        for c in [GemmaConfig::new(50, 16, 24, 2, 4, 1, 6), gemma2] {
+        for c in [GemmaConfig::new(50, 16, 24, 2, 4, 1, 6), gemma2(3)] {
             let dec = c.init::<TestBackend>(&device);
             let (batch, seq) = (2, 7);
             let ids: Vec<i64> = (0..(batch * seq) as i64).map(|i| (i * 11 + 5) % 50).collect();

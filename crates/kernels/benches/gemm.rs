@@ -34,7 +34,7 @@ fn gemm(c: &mut Criterion) {
     let threads = rayon::current_num_threads();
     println!("CPU: {}", CpuFeatures::get().summary());
     println!("kernel: {:?}, {threads} threads", Isa::best());
-    for kind in [PeakKind::Bf16Dot, PeakKind::F32Fma] {
+    for kind in [PeakKind::AmxBf16, PeakKind::Bf16Dot, PeakKind::F32Fma] {
         match peak_gflops(kind, threads, 500) {
             Some(peak) => println!("measured peak {kind:?}: {peak:.0} GFLOP/s ({threads} threads, registers only)"),
             None => println!("measured peak {kind:?}: not available on this CPU"),

@@ -19,7 +19,8 @@ pub struct CpuFeatures {
     pub avx512f: bool,
     /// AVX-512 BF16: `vdpbf16ps`, pairwise bf16 dot products accumulated in f32.
     pub avx512_bf16: bool,
-    /// AMX with bf16 tiles (Intel Sapphire Rapids and later). Reported only: no AMX kernel yet.
+    /// AMX with bf16 tiles (Intel Sapphire Rapids and later): [`crate::Isa::Amx`], where the OS
+    /// also grants the tile registers.
     pub amx_bf16: bool,
 }
 

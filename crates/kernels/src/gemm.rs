@@ -8,12 +8,17 @@ use rayon::prelude::*;
 use crate::cpu::CpuFeatures;
 use crate::elementwise;
 use crate::error::{Error, Result};
-use crate::kernel::{self, MR};
+#[cfg(target_arch = "x86_64")]
+use crate::kernel::amx::{self, Tiles};
+use crate::kernel::{self, AMX_ROWS, AMX_STEP, MR};
 use crate::packed::{NR, PANEL_PAIR, PackedBf16};
 
 /// Which micro-kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
+    /// AMX tiles, `tdpbf16ps` (Intel Sapphire Rapids+), for every whole 16 rows of a product;
+    /// the AVX-512 BF16 kernel for the rows left over (fewer than 16: a decode step's one row).
+    Amx,
     /// `vdpbf16ps` (AVX-512 BF16: AMD Zen 4+, Intel Cooper Lake / Sapphire Rapids+).
     Avx512Bf16,
     /// Plain Rust with the same operations in the same order (any CPU).
@@ -21,17 +26,28 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The fastest kernel this CPU runs.
+    /// The fastest kernel this CPU (and OS) runs.
     pub fn best() -> Isa {
-        if CpuFeatures::get().avx512_bf16 { Isa::Avx512Bf16 } else { Isa::Portable }
+        [Isa::Amx, Isa::Avx512Bf16].into_iter().find(|isa| isa.available()).unwrap_or(Isa::Portable)
     }
 
-    /// Whether this CPU can run it.
+    /// Whether this CPU can run it (AMX: also whether the OS granted the tile registers).
     pub fn available(self) -> bool {
+        let cpu = CpuFeatures::get();
         match self {
-            Isa::Avx512Bf16 => CpuFeatures::get().avx512_bf16,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => cpu.amx_bf16 && cpu.avx512_bf16 && kernel::amx::granted(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Amx => false,
+            Isa::Avx512Bf16 => cpu.avx512_bf16,
             Isa::Portable => true,
         }
+    }
+
+    /// A native kernel, not the portable stand-in: the CPU has AVX-512 BF16 (with AVX-512F), which
+    /// the crate's other bf16 kernels (attention, norms, element-wise) need as well.
+    pub fn native(self) -> bool {
+        self != Isa::Portable
     }
 }
 
@@ -131,19 +147,156 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
     check_lhs(a, m, pairs)?;
     check("out", out.len(), m, n)?;
     let isa = Isa::best();
-    for j in 0..weights.panels() {
-        let (panel, cols) = (weights.panel(j), NR.min(n - j * NR));
-        for m0 in (0..m).step_by(MR) {
-            let rows = MR.min(m - m0);
-            let block = a.block(m0, rows, 0, pairs);
-            let c = &mut out[m0 * n + j * NR..(m0 + rows - 1) * n + j * NR + cols];
-            // SAFETY: `c` starts at row m0, column 32j of the `m × n` output and holds `rows - 1`
-            // strides of n plus `cols` values (the tile writes `cols` values per row); `block`
-            // holds `rows` rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
-            unsafe { call_tile(isa, pairs, rows, block, a.lda, panel, c.as_mut_ptr(), n, cols, false) };
+    SCRATCH.with_borrow_mut(|(tails, block)| {
+        let tails = amx_tails(isa, a, m, pairs, tails);
+        let _tiles = configure(isa, m);
+        for j in 0..weights.panels() {
+            let (panel, cols) = (weights.panel(j), NR.min(n - j * NR));
+            let mut m0 = 0;
+            // AMX writes whole 32-column rows: a partial panel's rows go through `block`.
+            if isa == Isa::Amx && m >= AMX_ROWS {
+                let whole = m / AMX_ROWS * AMX_ROWS;
+                for b0 in (0..whole).step_by(MC) {
+                    let rows = MC.min(whole - b0);
+                    if cols == NR {
+                        // SAFETY: rows b0..b0 + rows of the m × n output hold 32 columns from
+                        // column 32j; `a`, `tails` and the panel as `rows_block` requires.
+                        unsafe {
+                            rows_block(
+                                isa,
+                                a,
+                                tails,
+                                b0,
+                                rows,
+                                0,
+                                pairs,
+                                panel,
+                                out[b0 * n + j * NR..].as_mut_ptr(),
+                                n,
+                                cols,
+                                false,
+                            )
+                        };
+                    } else {
+                        block.resize(MC * NR, 0.0);
+                        // SAFETY: `block` holds `rows ≤ MC` rows of NR values.
+                        unsafe {
+                            rows_block(isa, a, tails, b0, rows, 0, pairs, panel, block.as_mut_ptr(), NR, cols, false)
+                        };
+                        for r in 0..rows {
+                            out[(b0 + r) * n + j * NR..][..cols].copy_from_slice(&block[r * NR..r * NR + cols]);
+                        }
+                    }
+                }
+                m0 = whole;
+            }
+            for m0 in (m0..m).step_by(MR) {
+                let rows = MR.min(m - m0);
+                let block = a.block(m0, rows, 0, pairs);
+                let c = &mut out[m0 * n + j * NR..(m0 + rows - 1) * n + j * NR + cols];
+                // SAFETY: `c` starts at row m0, column 32j of the `m × n` output and holds `rows - 1`
+                // strides of n plus `cols` values (the tile writes `cols` values per row); `block`
+                // holds `rows` rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
+                unsafe { call_tile(isa, pairs, rows, block, a.lda, panel, c.as_mut_ptr(), n, cols, false) };
+            }
+        }
+    });
+    Ok(())
+}
+
+thread_local! {
+    /// [`product_serial`]'s buffers, kept between calls: the AMX tails and a block of sums.
+    static SCRATCH: std::cell::RefCell<(Vec<u16>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The tiles configured for a job on the AMX kernel with at least one whole 16-row tile.
+#[cfg(target_arch = "x86_64")]
+fn configure(isa: Isa, m: usize) -> Option<Tiles> {
+    // SAFETY: `Isa::Amx` runs only where it is available (the CPU has AMX-BF16, the OS granted
+    // the tiles); the returned value is dropped at the end of the job, which uses no other tiles.
+    (isa == Isa::Amx && m >= AMX_ROWS).then(|| unsafe { Tiles::configure() })
+}
+
+/// No tiles off x86-64 ([`Isa::Amx`] is never available there).
+#[cfg(not(target_arch = "x86_64"))]
+fn configure(_: Isa, _: usize) -> Option<()> {
+    None
+}
+
+/// For the AMX kernel when `pairs` is not a multiple of 16: each row's last `pairs % 16` pairs
+/// copied into `tails` (rows of 32 values, zero-padded), the activations of the last, partial
+/// step (a tile reads 16 whole pairs per row; past a row's end lie the next row's values or
+/// the end of the buffer). `None` when no tail is needed.
+fn amx_tails<'t>(isa: Isa, a: Lhs<'_>, m: usize, pairs: usize, tails: &'t mut Vec<u16>) -> Option<&'t [u16]> {
+    let full = pairs / AMX_STEP * AMX_STEP;
+    if isa != Isa::Amx || m < AMX_ROWS || full == pairs {
+        return None;
+    }
+    tails.clear();
+    tails.resize(m * 2 * AMX_STEP, 0);
+    for (r, tail) in tails.chunks_exact_mut(2 * AMX_STEP).enumerate() {
+        tail[..2 * (pairs - full)].copy_from_slice(&a.values[r * a.lda + 2 * full..r * a.lda + 2 * pairs]);
+    }
+    Some(tails)
+}
+
+/// Rows `m0..m0 + rows` of one panel's sums over pairs `k0..k0 + kc` into `c` (row `r` of the
+/// block at `c + r·ldc`): whole 16-row groups on AMX when `isa` is [`Isa::Amx`], the rest on the
+/// 8-row tiles. `panel` starts at pair `k0` and runs to the panel's padded end.
+///
+/// # Safety
+/// `a` holds the rows and pairs as [`Lhs::block`] reads them; `tails` (AMX, when `k0 + kc` is
+/// the last pair and it ends mid-step) as [`amx_tails`] builds them; `c` is valid for `rows`
+/// rows at stride `ldc` of `cols` values — of 32 with AMX and `rows ≥ 16` — and, with
+/// `accumulate`, readable for 32 values per row.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_block(
+    isa: Isa,
+    a: Lhs<'_>,
+    tails: Option<&[u16]>,
+    m0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    panel: &[u16],
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Amx {
+        let steps = kc / AMX_STEP;
+        debug_assert!(panel.len() >= kc.next_multiple_of(AMX_STEP) * PANEL_PAIR);
+        while rows - done >= AMX_ROWS {
+            let first = m0 + done;
+            let a_rows = a.values[first * a.lda + 2 * k0..].as_ptr();
+            let tail = match tails {
+                Some(t) if steps * AMX_STEP < kc => t[first * 2 * AMX_STEP..].as_ptr(),
+                _ => std::ptr::null(),
+            };
+            debug_assert!(steps * AMX_STEP == kc || !tail.is_null(), "a partial step needs the tails");
+            // SAFETY: the caller's contract: 16 (or 32) rows from `first` exist in `a`, `tails`
+            // and `c`; the panel holds every step's pairs (padded).
+            unsafe {
+                let c = c.add(done * ldc);
+                if rows - done >= 2 * AMX_ROWS {
+                    amx::tile::<2>(steps, a_rows, a.lda, tail, panel.as_ptr(), c, ldc, accumulate);
+                    done += 2 * AMX_ROWS;
+                } else {
+                    amx::tile::<1>(steps, a_rows, a.lda, tail, panel.as_ptr(), c, ldc, accumulate);
+                    done += AMX_ROWS;
+                }
+            }
         }
     }
-    Ok(())
+    for r0 in (done..rows).step_by(MR) {
+        let tile_rows = MR.min(rows - r0);
+        let block = a.block(m0 + r0, tile_rows, k0, kc);
+        // SAFETY: the caller's contract for rows m0 + r0.. (a subset of the block's).
+        unsafe { call_tile(isa, kc, tile_rows, block, a.lda, panel, c.add(r0 * ldc), ldc, cols, accumulate) };
+    }
 }
 
 /// `m` rows given by `row(i)` (at least `k` values each; `bits`: their bf16 bits) copied into
@@ -200,21 +353,18 @@ where
     if parallel && pairs > BLOCKED_PAIRS && m > MR {
         return run_blocked(isa, a, m, weights, finish);
     }
+    let mut tails = Vec::new();
+    let tails = amx_tails(isa, a, m, pairs, &mut tails);
     let job = |j: usize| {
+        let _tiles = configure(isa, m);
         let panel = weights.panel(j);
         let cols = NR.min(n - j * NR);
         let mut acc = [0f32; MC * NR];
         for mc in (0..m).step_by(MC) {
             let block_rows = MC.min(m - mc);
-            for m0 in (mc..mc + block_rows).step_by(MR) {
-                // Row blocks are MR rows from row 0 (MC is a multiple of MR), the last shorter.
-                let rows = MR.min(m - m0);
-                let block = a.block(m0, rows, 0, pairs);
-                let c = &mut acc[(m0 - mc) * NR..(m0 - mc + rows) * NR];
-                // SAFETY: `c` holds `rows` rows of NR values at stride NR; `block` holds `rows`
-                // rows of `2·pairs` values at stride `lda` and the panel `pairs × 64`.
-                unsafe { call_tile(isa, pairs, rows, block, a.lda, panel, c.as_mut_ptr(), NR, cols, false) };
-            }
+            // SAFETY: `acc` holds `block_rows ≤ MC` rows of NR values at stride NR; `a` holds
+            // `m` rows of `2·pairs` values (the entry points checked it), `tails` its tails.
+            unsafe { rows_block(isa, a, tails, mc, block_rows, 0, pairs, panel, acc.as_mut_ptr(), NR, cols, false) };
             finish(j, mc, block_rows, cols, &acc[..block_rows * NR]);
         }
     };
@@ -250,23 +400,28 @@ where
 {
     let (pairs, n, panels) = (weights.pairs(), weights.n(), weights.panels());
     let group = GROUP.min(panels.div_ceil(4 * rayon::current_num_threads())).max(1);
+    let mut tails = Vec::new();
+    let tails = amx_tails(isa, a, m, pairs, &mut tails);
     (0..panels.div_ceil(group)).into_par_iter().for_each(|g| {
         let panels = g * group..((g + 1) * group).min(panels);
+        let _tiles = configure(isa, m);
         ACC.with_borrow_mut(|acc| {
             acc.clear();
             acc.resize(group * m * NR, 0.0);
             for k0 in (0..pairs).step_by(KC) {
                 let kc = KC.min(pairs - k0);
-                for m0 in (0..m).step_by(MR) {
-                    let rows = MR.min(m - m0);
-                    let block = a.block(m0, rows, k0, kc);
+                // Each row block (two AMX tiles, or one 8-row tile) passes over the group's
+                // panel slices while its slice of the lhs stays in L1 (8 rows) or L2 (32).
+                let step = if isa == Isa::Amx { 2 * AMX_ROWS } else { MR };
+                for m0 in (0..m).step_by(step) {
+                    let rows = step.min(m - m0);
                     for (j, acc) in panels.clone().zip(acc.chunks_exact_mut(m * NR)) {
-                        let panel = &weights.panel(j)[k0 * PANEL_PAIR..(k0 + kc) * PANEL_PAIR];
+                        let panel = &weights.panel(j)[k0 * PANEL_PAIR..];
                         let c = &mut acc[m0 * NR..(m0 + rows) * NR];
                         // SAFETY: `c` holds `rows` full rows of NR values (read and written);
-                        // `block` holds `rows` rows of `2·kc` values at stride `lda` and the
-                        // panel slice `kc × 64`.
-                        unsafe { call_tile(isa, kc, rows, block, a.lda, panel, c.as_mut_ptr(), NR, NR, k0 > 0) };
+                        // `a` holds `m` rows of `2·pairs` values, `tails` its tails; the panel
+                        // slice runs from pair k0 to the panel's padded end.
+                        unsafe { rows_block(isa, a, tails, m0, rows, k0, kc, panel, c.as_mut_ptr(), NR, NR, k0 > 0) };
                     }
                 }
             }
@@ -292,8 +447,9 @@ unsafe fn call_tile(
 ) {
     debug_assert_eq!(block.len(), (rows - 1) * lda + 2 * pairs);
     match isa {
+        // (AMX blocks are `rows_block`'s; the rows it leaves over come here as AVX-512 rows.)
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Bf16 => {
+        Isa::Avx512Bf16 | Isa::Amx => {
             use kernel::avx512::tile;
             let (a, b) = (block.as_ptr(), panel.as_ptr());
             // SAFETY: `matmul_with` selects this kernel only when the CPU has AVX-512 BF16; the
@@ -313,7 +469,7 @@ unsafe fn call_tile(
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx512Bf16 => unreachable!("AVX-512 is never available off x86_64"),
+        Isa::Avx512Bf16 | Isa::Amx => unreachable!("AVX-512 is never available off x86_64"),
         Isa::Portable => {
             // SAFETY: the caller's contract covers exactly this slice: `rows - 1` full strides plus
             // `cols` values of the last row.

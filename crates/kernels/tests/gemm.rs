@@ -73,6 +73,15 @@ const SHAPES: &[(usize, usize, usize)] = &[
     // job, an odd k.
     (13, 8195, 70),
     (20, 8200, 300),
+    // AMX: whole 16- and 32-row tiles with rows left over, k a whole number of 16-pair steps
+    // or ending mid-step (the zero-padded tails), a step shorter than one, partial panels.
+    (16, 32, 32),
+    (32, 64, 64),
+    (48, 1152, 64),
+    (31, 72, 45),
+    (50, 9, 33),
+    (64, 574, 70),
+    (100, 8220, 40),
 ];
 
 #[test]
@@ -82,14 +91,23 @@ fn portable_kernel_matches_the_exact_product() {
     }
 }
 
+/// Every native kernel this CPU runs (AMX, AVX-512 BF16), whichever [`Isa::best`] picks.
 #[test]
-fn best_kernel_matches_the_exact_product() {
-    println!("CPU: {}; kernel: {:?}", CpuFeatures::get().summary(), Isa::best());
-    for &(m, k, n) in SHAPES {
-        check(Isa::best(), m, k, n);
+fn native_kernels_match_the_exact_product() {
+    println!("CPU: {}; best kernel: {:?}", CpuFeatures::get().summary(), Isa::best());
+    for isa in [Isa::Amx, Isa::Avx512Bf16] {
+        if !isa.available() {
+            println!("skipped {isa:?}: not available here");
+            continue;
+        }
+        for &(m, k, n) in SHAPES {
+            check(isa, m, k, n);
+        }
+        // Model-sized products (SigLIP So400m's MLP input width, a row block and a half; and
+        // its fc2 width, 4304 = 134 whole AMX steps and a half).
+        check(isa, 12, 1152, 4304 / 8);
+        check(isa, 40, 4304, 40);
     }
-    // A model-sized product (SigLIP So400m's MLP input width, a row block and a half).
-    check(Isa::best(), 12, 1152, 4304 / 8);
 }
 
 /// The vector kernel performs the portable kernel's operations in the same order, so on normal

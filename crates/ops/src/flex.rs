@@ -18,7 +18,7 @@ pub(crate) fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
     *ENABLED.get_or_init(|| {
         // (AVX-512 BF16 is detected together with AVX-512F, which the element-wise kernels use.)
-        Isa::best() == Isa::Avx512Bf16 && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
+        Isa::best().native() && std::env::var("ROBOVLM_KERNELS").map_or(true, |v| v != "off")
     })
 }
 

@@ -80,7 +80,7 @@ mod tests {
                         assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
                     }
                 }
-                Err(_) => assert_ne!(robovlm_kernels::Isa::best(), robovlm_kernels::Isa::Avx512Bf16),
+                Err(_) => assert!(!robovlm_kernels::Isa::best().native()),
             }
         }
         assert!(matmul_transposed(Tensor::<Flex, 2>::ones([17, 70], &dev), &w).is_err(), "17 rows");

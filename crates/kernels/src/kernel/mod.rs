@@ -7,6 +7,8 @@
 //! AVX-512 BF16 and a check of the vector one.
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod amx;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 pub(crate) mod portable;
 
@@ -14,3 +16,10 @@ pub(crate) mod portable;
 /// `vdpbf16ps` chains to cover its latency, with registers to spare for the two weight vectors
 /// and the broadcast.
 pub(crate) const MR: usize = 8;
+
+/// AMX activation rows per tile.
+pub(crate) const AMX_ROWS: usize = 16;
+/// Pairs per AMX step: an activation tile row is 64 bytes = 16 bf16 pairs, a weight tile 16
+/// pairs tall (packed panels are padded to a multiple of it).
+pub(crate) const AMX_STEP: usize = 16;
+const _: () = assert!(crate::packed::PAIR_ALIGN.is_multiple_of(AMX_STEP));

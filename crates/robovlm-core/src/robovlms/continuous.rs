@@ -243,6 +243,8 @@ pub fn forward_vlm_ids<B: Backend>(
     let mask: Vec<u32> = text.attention_mask.chunks(l).flat_map(|row| splice_row(row, n, 1, Some(1))).collect();
     let allowed = AttentionMask::prefix(&mask, rows);
     let positions: Vec<i64> = (0..rows).flat_map(|_| 1..=seq as i64).collect();
+    // `splice` puts the action token before the text's last token: the second-to-last position.
+    let action = seq - 2..seq - 1;
     let out = backbone.language.forward(DecoderInput {
         embeds: inputs_embeds.clone(),
         positions: &positions,
@@ -250,11 +252,11 @@ pub fn forward_vlm_ids<B: Backend>(
         caches: None,
         keep_hidden_states: false,
         sliding_cache: Default::default(),
-        outputs: (outputs == VlmOutputs::ActionToken).then_some(seq - 2..seq - 1),
+        outputs: (outputs == VlmOutputs::ActionToken).then_some(action.clone()),
     });
     let (action_hidden, last_hidden) = match outputs {
         VlmOutputs::ActionToken => (out.hidden, None),
-        VlmOutputs::All => (out.hidden.clone().slice([0..rows, seq - 2..seq - 1, 0..d]), Some(out.hidden)),
+        VlmOutputs::All => (out.hidden.clone().slice([0..rows, action, 0..d]), Some(out.hidden)),
     };
     VlmForward { inputs_embeds, attention_mask: mask, allowed, last_hidden, action_hidden }
 }

@@ -1,0 +1,161 @@
+//! The AMX micro-kernel: `tdpbf16ps` on 16 × 16 f32 tiles (Intel Sapphire Rapids and later).
+//!
+//! One call computes a `16·R16 × 32` block: two weight tiles (16 pairs × 16 columns each, read
+//! straight from a packed panel at a 128-byte stride: the panel layout *is* AMX's pair-interleaved
+//! B layout), `R16` activation tiles (16 rows × 16 pairs, read in place at the activations' row
+//! stride) and `2·R16` accumulator tiles, per step of 16 pairs. A `tdpbf16ps` is 16·16·32
+//! multiply-adds — 64 `vdpbf16ps` — so one core's AMX unit outruns its AVX-512 units several
+//! times over.
+//!
+//! Rust has no stable AMX intrinsics, so the instructions are inline assembly (stable); the tile
+//! registers are invisible to the compiler, which is why every block here is one `unsafe fn`
+//! that configures nothing itself: [`Tiles`] loads the one tile configuration for a job and
+//! releases it when the job ends.
+//!
+//! Numerics: each product of two bf16 values is exact in f32 and the sums are f32, rounded to
+//! nearest even — but the hardware adds a pair's two products (and the running sum) in its own
+//! order and internal width, so the results are not bit-identical to `vdpbf16ps`'s; both stay
+//! within the f32 error bound of a k-term sum (tests/gemm.rs checks every kernel against it).
+#![allow(unsafe_code)]
+
+use std::arch::asm;
+use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+use std::sync::OnceLock;
+
+use super::{AMX_ROWS as ROWS, AMX_STEP as STEP};
+use crate::packed::PANEL_PAIR;
+
+/// Whether the OS lets this process use the tile registers. Linux hands out the (8 KiB) tile
+/// state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, kernels ≥ 5.16);
+/// asked once, for the whole process. Without it the first tile instruction would kill the
+/// process with SIGILL, so the kernel is used only when this says yes.
+pub(crate) fn granted() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    *GRANTED.get_or_init(request)
+}
+
+#[cfg(target_os = "linux")]
+fn request() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: this request only extends the set of register states the process may use; it
+    // touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request() -> bool {
+    false
+}
+
+/// Steps ahead that [`tile`] prefetches the activations.
+const PREFETCH: usize = 2;
+
+/// The tile configuration (palette 1): tiles 0–7 all 16 rows × 64 bytes — accumulators
+/// (16 × 16 f32), activations (16 rows × 16 pairs) and weights (16 pairs × 16 columns × 2).
+#[repr(C, align(64))]
+struct Config {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+static CONFIG: Config = Config {
+    palette: 1,
+    start_row: 0,
+    reserved: [0; 14],
+    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+};
+
+/// The tiles configured on this thread while it lives (one job: many [`tile`] calls); released
+/// (`tilerelease`, the registers back to their initial state) when dropped.
+pub(crate) struct Tiles(());
+
+impl Tiles {
+    /// # Safety
+    /// The CPU must have AMX-BF16 and [`granted`] must have returned true. Nothing else may
+    /// use the tile registers on this thread until the value is dropped.
+    pub(crate) unsafe fn configure() -> Tiles {
+        // SAFETY: the caller's contract; `CONFIG` is a valid 64-byte palette-1 configuration.
+        unsafe { asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack, readonly, preserves_flags)) };
+        Tiles(())
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        // SAFETY: a `Tiles` exists only after a successful `configure` on this thread.
+        unsafe { asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
+    }
+}
+
+/// One `16·R16 × 32` block (`R16` ∈ {1, 2}): `c[r][0..32] (+)= Σ_p a[r][p] · panel[p]` over
+/// `steps` whole steps of 16 pairs read from `a` (row `r` at `a + r·lda`, bf16 values), then,
+/// when `tail` is not null, one more step whose activations are read from `tail` (row `r` at
+/// `tail + 32r`: the last pairs of each row, zero-padded to 16) and whose weights are the panel's
+/// next 16 pairs (its zero padding past `k`).
+///
+/// # Safety
+/// A [`Tiles`] must be alive on this thread. `a` must hold `16·R16` rows of `32·steps` values
+/// at stride `lda`; `tail` (if not null) `16·R16` rows of 32 values at stride 32; `panel` the
+/// pairs of all the steps (64 values each); `c` must be valid for reads (with `accumulate`) and
+/// writes of 32 f32 at each of `16·R16` rows spaced `ldc` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile<const R16: usize>(
+    steps: usize,
+    a: *const u16,
+    lda: usize,
+    tail: *const u16,
+    panel: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (a_stride, c_stride, b_stride) = (2 * lda, 4 * ldc, 2 * PANEL_PAIR);
+    // SAFETY (whole body): every address is inside the regions the caller promised, as noted.
+    unsafe {
+        let c_low = c.wrapping_add(ROWS * ldc); // rows 16..32 (used only with R16 = 2)
+        if accumulate {
+            asm!("tileloadd tmm0, [{0} + {1}*1]", in(reg) c, in(reg) c_stride, options(nostack, readonly));
+            asm!("tileloadd tmm1, [{0} + {1}*1]", in(reg) c.add(16), in(reg) c_stride, options(nostack, readonly));
+            if R16 == 2 {
+                asm!("tileloadd tmm2, [{0} + {1}*1]", in(reg) c_low, in(reg) c_stride, options(nostack, readonly));
+                asm!("tileloadd tmm3, [{0} + {1}*1]", in(reg) c_low.add(16), in(reg) c_stride, options(nostack, readonly));
+            }
+        } else {
+            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        }
+        let last = steps + usize::from(!tail.is_null());
+        for s in 0..last {
+            // Weights: pairs 16s.. of the panel, columns 0..16 then 16..32 (64 bytes in).
+            let b = panel.add(s * STEP * PANEL_PAIR);
+            asm!("tileloadd tmm6, [{0} + {1}*1]", in(reg) b, in(reg) b_stride, options(nostack, readonly));
+            asm!("tileloadd tmm7, [{0} + {1}*1]", in(reg) b.add(32), in(reg) b_stride, options(nostack, readonly));
+            let (rows, stride) = if s < steps { (a.add(2 * STEP * s), a_stride) } else { (tail, 64) };
+            if s + PREFETCH < steps {
+                // The activations' line of each row PREFETCH steps ahead (32 rows at a stride the
+                // hardware prefetchers do not follow): tile loads then hit L1.
+                let ahead = a.add(2 * STEP * (s + PREFETCH));
+                for r in 0..ROWS * R16 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(r * lda).cast());
+                }
+            }
+            asm!("tileloadd tmm4, [{0} + {1}*1]", in(reg) rows, in(reg) stride, options(nostack, readonly));
+            asm!("tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem));
+            if R16 == 2 {
+                let rows = rows.byte_add(ROWS * stride);
+                asm!("tileloadd tmm5, [{0} + {1}*1]", in(reg) rows, in(reg) stride, options(nostack, readonly));
+                asm!("tdpbf16ps tmm2, tmm5, tmm6", "tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+            }
+        }
+        asm!("tilestored [{0} + {1}*1], tmm0", in(reg) c, in(reg) c_stride, options(nostack));
+        asm!("tilestored [{0} + {1}*1], tmm1", in(reg) c.add(16), in(reg) c_stride, options(nostack));
+        if R16 == 2 {
+            asm!("tilestored [{0} + {1}*1], tmm2", in(reg) c_low, in(reg) c_stride, options(nostack));
+            asm!("tilestored [{0} + {1}*1], tmm3", in(reg) c_low.add(16), in(reg) c_stride, options(nostack));
+        }
+    }
+}
