@@ -147,8 +147,8 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
     check_lhs(a, m, pairs)?;
     check("out", out.len(), m, n)?;
     let isa = Isa::best();
-    SCRATCH.with_borrow_mut(|(tails, block)| {
-        let tails = amx_tails(isa, a, m, pairs, tails);
+    SCRATCH.with_borrow_mut(|(tiled, block)| {
+        let tiled = amx_tiles(isa, a, m, pairs, tiled, false);
         let _tiles = configure(isa, m);
         for j in 0..weights.panels() {
             let (panel, cols) = (weights.panel(j), NR.min(n - j * NR));
@@ -160,12 +160,12 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
                     let rows = MC.min(whole - b0);
                     if cols == NR {
                         // SAFETY: rows b0..b0 + rows of the m × n output hold 32 columns from
-                        // column 32j; `a`, `tails` and the panel as `rows_block` requires.
+                        // column 32j; `a`, `tiled` and the panel as `rows_block` requires.
                         unsafe {
                             rows_block(
                                 isa,
                                 a,
-                                tails,
+                                tiled,
                                 b0,
                                 rows,
                                 0,
@@ -181,7 +181,7 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
                         block.resize(MC * NR, 0.0);
                         // SAFETY: `block` holds `rows ≤ MC` rows of NR values.
                         unsafe {
-                            rows_block(isa, a, tails, b0, rows, 0, pairs, panel, block.as_mut_ptr(), NR, cols, false)
+                            rows_block(isa, a, tiled, b0, rows, 0, pairs, panel, block.as_mut_ptr(), NR, cols, false)
                         };
                         for r in 0..rows {
                             out[(b0 + r) * n + j * NR..][..cols].copy_from_slice(&block[r * NR..r * NR + cols]);
@@ -205,7 +205,7 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
 }
 
 thread_local! {
-    /// [`product_serial`]'s buffers, kept between calls: the AMX tails and a block of sums.
+    /// [`product_serial`]'s buffers, kept between calls: the AMX-tiled rows and a block of sums.
     static SCRATCH: std::cell::RefCell<(Vec<u16>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -223,21 +223,56 @@ fn configure(_: Isa, _: usize) -> Option<()> {
     None
 }
 
-/// For the AMX kernel when `pairs` is not a multiple of 16: each row's last `pairs % 16` pairs
-/// copied into `tails` (rows of 32 values, zero-padded), the activations of the last, partial
-/// step (a tile reads 16 whole pairs per row; past a row's end lie the next row's values or
-/// the end of the buffer). `None` when no tail is needed.
-fn amx_tails<'t>(isa: Isa, a: Lhs<'_>, m: usize, pairs: usize, tails: &'t mut Vec<u16>) -> Option<&'t [u16]> {
-    let full = pairs / AMX_STEP * AMX_STEP;
-    if isa != Isa::Amx || m < AMX_ROWS || full == pairs {
+/// The activations' whole 16-row groups in AMX tile order: group `g`'s step `s` (rows
+/// `16g..16g + 16`, pairs `16s..16s + 16`) is one contiguous, 64-byte aligned 1 KiB block at
+/// `(g·steps + s)·512` values, the pairs past `k` zero.
+#[derive(Clone, Copy)]
+pub(crate) struct Tiled<'a> {
+    values: &'a [u16],
+    steps: usize,
+}
+
+/// For the AMX kernel (`m ≥ 16`): `a`'s whole 16-row groups copied into `buf` as [`Tiled`]
+/// blocks (in parallel over groups when `parallel`). Read in place, a tile row is 64 bytes at the
+/// activations' stride — split across two cache lines wherever a row is not 64-byte aligned (half
+/// of SigLIP fc2's rows whatever the buffer), one of 16 strided streams — and a `k` that ends
+/// mid-step would read past each row; copied, each tile load is 16 consecutive lines and the
+/// last step's padding is zero. (One pass over `m × k` values: 0.3 % of a 4 + 2-layer bench's
+/// samples.)
+fn amx_tiles<'t>(
+    isa: Isa,
+    a: Lhs<'_>,
+    m: usize,
+    pairs: usize,
+    buf: &'t mut Vec<u16>,
+    parallel: bool,
+) -> Option<Tiled<'t>> {
+    if isa != Isa::Amx || m < AMX_ROWS {
         return None;
     }
-    tails.clear();
-    tails.resize(m * 2 * AMX_STEP, 0);
-    for (r, tail) in tails.chunks_exact_mut(2 * AMX_STEP).enumerate() {
-        tail[..2 * (pairs - full)].copy_from_slice(&a.values[r * a.lda + 2 * full..r * a.lda + 2 * pairs]);
+    const BLOCK: usize = AMX_ROWS * 2 * AMX_STEP;
+    let (groups, steps) = (m / AMX_ROWS, pairs.div_ceil(AMX_STEP));
+    let len = groups * steps * BLOCK;
+    buf.resize(len + 31, 0);
+    let offset = buf.as_ptr().align_offset(64).min(31);
+    let values = &mut buf[offset..offset + len];
+    let fill = |(g, group): (usize, &mut [u16])| {
+        for r in 0..AMX_ROWS {
+            let row = &a.values[(g * AMX_ROWS + r) * a.lda..][..2 * pairs];
+            for (s, block) in group.chunks_exact_mut(BLOCK).enumerate() {
+                let dst = &mut block[r * 2 * AMX_STEP..(r + 1) * 2 * AMX_STEP];
+                let src = &row[(2 * AMX_STEP * s).min(row.len())..(2 * AMX_STEP * (s + 1)).min(row.len())];
+                dst[..src.len()].copy_from_slice(src);
+                dst[src.len()..].fill(0);
+            }
+        }
+    };
+    if parallel {
+        values.par_chunks_exact_mut(steps * BLOCK).enumerate().for_each(fill);
+    } else {
+        values.chunks_exact_mut(steps * BLOCK).enumerate().for_each(fill);
     }
-    Some(tails)
+    Some(Tiled { values, steps })
 }
 
 /// Rows `m0..m0 + rows` of one panel's sums over pairs `k0..k0 + kc` into `c` (row `r` of the
@@ -245,15 +280,15 @@ fn amx_tails<'t>(isa: Isa, a: Lhs<'_>, m: usize, pairs: usize, tails: &'t mut Ve
 /// 8-row tiles. `panel` starts at pair `k0` and runs to the panel's padded end.
 ///
 /// # Safety
-/// `a` holds the rows and pairs as [`Lhs::block`] reads them; `tails` (AMX, when `k0 + kc` is
-/// the last pair and it ends mid-step) as [`amx_tails`] builds them; `c` is valid for `rows`
+/// `a` holds the rows and pairs as [`Lhs::block`] reads them; with AMX, `tiled` holds them as
+/// [`amx_tiles`] builds them, `m0` and `k0` are multiples of 16; `c` is valid for `rows`
 /// rows at stride `ldc` of `cols` values — of 32 with AMX and `rows ≥ 16` — and, with
 /// `accumulate`, readable for 32 values per row.
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_block(
     isa: Isa,
     a: Lhs<'_>,
-    tails: Option<&[u16]>,
+    tiled: Option<Tiled<'_>>,
     m0: usize,
     rows: usize,
     k0: usize,
@@ -266,26 +301,25 @@ unsafe fn rows_block(
 ) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Amx {
-        let steps = kc / AMX_STEP;
-        debug_assert!(panel.len() >= kc.next_multiple_of(AMX_STEP) * PANEL_PAIR);
+    if let (Isa::Amx, Some(tiled)) = (isa, tiled) {
+        const BLOCK: usize = AMX_ROWS * 2 * AMX_STEP;
+        let steps = kc.div_ceil(AMX_STEP);
+        debug_assert!(
+            m0.is_multiple_of(AMX_ROWS) && k0.is_multiple_of(AMX_STEP) && panel.len() >= steps * AMX_STEP * PANEL_PAIR
+        );
+        let group_stride = tiled.steps * BLOCK;
         while rows - done >= AMX_ROWS {
-            let first = m0 + done;
-            let a_rows = a.values[first * a.lda + 2 * k0..].as_ptr();
-            let tail = match tails {
-                Some(t) if steps * AMX_STEP < kc => t[first * 2 * AMX_STEP..].as_ptr(),
-                _ => std::ptr::null(),
-            };
-            debug_assert!(steps * AMX_STEP == kc || !tail.is_null(), "a partial step needs the tails");
-            // SAFETY: the caller's contract: 16 (or 32) rows from `first` exist in `a`, `tails`
-            // and `c`; the panel holds every step's pairs (padded).
+            let (group, first_step) = ((m0 + done) / AMX_ROWS, k0 / AMX_STEP);
+            let blocks = &tiled.values[group * group_stride + first_step * BLOCK..];
+            // SAFETY: the caller's contract: 16 (or 32) rows from `m0 + done` exist in `tiled` (its
+            // steps cover k0..k0 + kc) and in `c`; the panel holds every step's pairs (padded).
             unsafe {
                 let c = c.add(done * ldc);
                 if rows - done >= 2 * AMX_ROWS {
-                    amx::tile::<2>(steps, a_rows, a.lda, tail, panel.as_ptr(), c, ldc, accumulate);
+                    amx::tile::<2>(steps, blocks.as_ptr(), group_stride, panel.as_ptr(), c, ldc, accumulate);
                     done += 2 * AMX_ROWS;
                 } else {
-                    amx::tile::<1>(steps, a_rows, a.lda, tail, panel.as_ptr(), c, ldc, accumulate);
+                    amx::tile::<1>(steps, blocks.as_ptr(), group_stride, panel.as_ptr(), c, ldc, accumulate);
                     done += AMX_ROWS;
                 }
             }
@@ -342,19 +376,19 @@ const MC: usize = 64;
 /// parallel or on the calling thread), row blocks of `MR` inside, their sums gathered per `MC`
 /// rows in a stack buffer, then `finish(j, m0, rows, cols, acc)` receives those `rows × 32` f32
 /// sums (`cols` of each row valid). Panels up to 512 KiB stay in L2 across the row tiles; longer
-/// ones go to [`run_blocked`]. `a` must hold `m` rows as [`check_lhs`] states (the entry points
-/// build it from checked lengths).
+/// ones go to [`run_blocked`], as does every AMX product with a whole 16-row tile. `a` must hold
+/// `m` rows as [`check_lhs`] states (the entry points build it from checked lengths).
 fn run<F>(isa: Isa, a: Lhs<'_>, m: usize, weights: &PackedBf16, parallel: bool, finish: F)
 where
     F: Fn(usize, usize, usize, usize, &[f32]) + Sync,
 {
     let isa = if isa.available() { isa } else { Isa::Portable };
     let (pairs, n) = (weights.pairs(), weights.n());
-    if parallel && pairs > BLOCKED_PAIRS && m > MR {
+    if parallel && (pairs > BLOCKED_PAIRS || isa == Isa::Amx && m >= AMX_ROWS) && m > MR {
         return run_blocked(isa, a, m, weights, finish);
     }
-    let mut tails = Vec::new();
-    let tails = amx_tails(isa, a, m, pairs, &mut tails);
+    let mut tiled = Vec::new();
+    let tiled = amx_tiles(isa, a, m, pairs, &mut tiled, parallel);
     let job = |j: usize| {
         let _tiles = configure(isa, m);
         let panel = weights.panel(j);
@@ -363,8 +397,8 @@ where
         for mc in (0..m).step_by(MC) {
             let block_rows = MC.min(m - mc);
             // SAFETY: `acc` holds `block_rows ≤ MC` rows of NR values at stride NR; `a` holds
-            // `m` rows of `2·pairs` values (the entry points checked it), `tails` its tails.
-            unsafe { rows_block(isa, a, tails, mc, block_rows, 0, pairs, panel, acc.as_mut_ptr(), NR, cols, false) };
+            // `m` rows of `2·pairs` values (the entry points checked it), `tiled` its groups.
+            unsafe { rows_block(isa, a, tiled, mc, block_rows, 0, pairs, panel, acc.as_mut_ptr(), NR, cols, false) };
             finish(j, mc, block_rows, cols, &acc[..block_rows * NR]);
         }
     };
@@ -390,23 +424,32 @@ thread_local! {
     static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// [`run`] for a long inner dimension (`pairs > BLOCKED_PAIRS`): jobs of `GROUP` panels, k in
-/// slices of `KC` pairs, the sums of all `m` rows carried in f32 between slices (stored and
-/// reloaded exactly, so the sums are the unblocked ones, in the same order). Without it every row tile
-/// streams whole panels (1 MiB for Gemma's down projection) through the caches again.
+/// [`run`] for a long inner dimension (`pairs > BLOCKED_PAIRS`) and on AMX, whose tiles outrun
+/// the caches (each 32-row block of the lhs slice then serves the job's panels while in L1;
+/// measured against a job per panel: SigLIP's fc2 1.46–1.48 vs 1.61–1.64 ms, q/k/v/o 0.40 vs
+/// 0.43–0.45, fc1 1.24–1.25 vs 1.27–1.33; Gemma's gate/up the same): jobs of `GROUP`
+/// panels, k in slices of `KC` pairs, the sums of all `m` rows carried in f32 between slices
+/// (stored and reloaded exactly, so the sums are the unblocked ones, in the same order). Without
+/// it every row tile streams whole panels (1 MiB for Gemma's down projection) through the caches
+/// again.
 fn run_blocked<F>(isa: Isa, a: Lhs<'_>, m: usize, weights: &PackedBf16, finish: F)
 where
     F: Fn(usize, usize, usize, usize, &[f32]) + Sync,
 {
     let (pairs, n, panels) = (weights.pairs(), weights.n(), weights.panels());
-    let group = GROUP.min(panels.div_ceil(4 * rayon::current_num_threads())).max(1);
-    let mut tails = Vec::new();
-    let tails = amx_tails(isa, a, m, pairs, &mut tails);
+    // Panels per job: the group size whose jobs load the busiest thread least (jobs taken in
+    // turn), the largest on a tie — SigLIP's 36 panels on 2 threads: 3 (6 jobs each), where 4
+    // leaves one thread 5 jobs against 4.
+    let threads = rayon::current_num_threads().max(1);
+    let busiest = |g: usize| panels.div_ceil(g).div_ceil(threads) * g;
+    let group = (1..=GROUP).rev().min_by_key(|g| busiest(*g)).unwrap_or(1);
+    let mut tiled = Vec::new();
+    let tiled = amx_tiles(isa, a, m, pairs, &mut tiled, true);
     (0..panels.div_ceil(group)).into_par_iter().for_each(|g| {
         let panels = g * group..((g + 1) * group).min(panels);
         let _tiles = configure(isa, m);
         ACC.with_borrow_mut(|acc| {
-            acc.clear();
+            // Not cleared: the first slice (k0 = 0) writes every value before any is read.
             acc.resize(group * m * NR, 0.0);
             for k0 in (0..pairs).step_by(KC) {
                 let kc = KC.min(pairs - k0);
@@ -419,9 +462,9 @@ where
                         let panel = &weights.panel(j)[k0 * PANEL_PAIR..];
                         let c = &mut acc[m0 * NR..(m0 + rows) * NR];
                         // SAFETY: `c` holds `rows` full rows of NR values (read and written);
-                        // `a` holds `m` rows of `2·pairs` values, `tails` its tails; the panel
+                        // `a` holds `m` rows of `2·pairs` values, `tiled` its groups; the panel
                         // slice runs from pair k0 to the panel's padded end.
-                        unsafe { rows_block(isa, a, tails, m0, rows, k0, kc, panel, c.as_mut_ptr(), NR, NR, k0 > 0) };
+                        unsafe { rows_block(isa, a, tiled, m0, rows, k0, kc, panel, c.as_mut_ptr(), NR, NR, k0 > 0) };
                     }
                 }
             }

@@ -2,10 +2,11 @@
 //!
 //! One call computes a `16·R16 × 32` block: two weight tiles (16 pairs × 16 columns each, read
 //! straight from a packed panel at a 128-byte stride: the panel layout *is* AMX's pair-interleaved
-//! B layout), `R16` activation tiles (16 rows × 16 pairs, read in place at the activations' row
-//! stride) and `2·R16` accumulator tiles, per step of 16 pairs. A `tdpbf16ps` is 16·16·32
-//! multiply-adds — 64 `vdpbf16ps` — so one core's AMX unit outruns its AVX-512 units several
-//! times over.
+//! B layout), `R16` activation tiles (16 rows × 16 pairs, copied once per product into tile
+//! order: see `gemm::amx_tiles`) and `2·R16` accumulator tiles, per step of 16 pairs. A
+//! `tdpbf16ps` is 16·16·32 multiply-adds — 64 `vdpbf16ps` — so one core's AMX unit outruns its
+//! AVX-512 units several times over (register-only peaks here: 7.6 vs 0.24 TFLOP/s on 2 cores);
+//! feeding it is the hard part: from L2 the tiles reach about a third of that peak.
 //!
 //! Rust has no stable AMX intrinsics, so the instructions are inline assembly (stable); the tile
 //! registers are invisible to the compiler, which is why every block here is one `unsafe fn`
@@ -19,7 +20,6 @@
 #![allow(unsafe_code)]
 
 use std::arch::asm;
-use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
 use std::sync::OnceLock;
 
 use super::{AMX_ROWS as ROWS, AMX_STEP as STEP};
@@ -47,9 +47,6 @@ fn request() -> bool {
 fn request() -> bool {
     false
 }
-
-/// Steps ahead that [`tile`] prefetches the activations.
-const PREFETCH: usize = 2;
 
 /// The tile configuration (palette 1): tiles 0–7 all 16 rows × 64 bytes — accumulators
 /// (16 × 16 f32), activations (16 rows × 16 pairs) and weights (16 pairs × 16 columns × 2).
@@ -93,28 +90,26 @@ impl Drop for Tiles {
 }
 
 /// One `16·R16 × 32` block (`R16` ∈ {1, 2}): `c[r][0..32] (+)= Σ_p a[r][p] · panel[p]` over
-/// `steps` whole steps of 16 pairs read from `a` (row `r` at `a + r·lda`, bf16 values), then,
-/// when `tail` is not null, one more step whose activations are read from `tail` (row `r` at
-/// `tail + 32r`: the last pairs of each row, zero-padded to 16) and whose weights are the panel's
-/// next 16 pairs (its zero padding past `k`).
+/// `steps` steps of 16 pairs. The activations are in tile order: step `s` of the first 16 rows
+/// is the 1 KiB block at `a + 512s` (16 rows of 64 bytes), of the next 16 at `group + 512s`
+/// further on; the panel's pairs continue into its zero padding where `k` ends mid-step.
 ///
 /// # Safety
-/// A [`Tiles`] must be alive on this thread. `a` must hold `16·R16` rows of `32·steps` values
-/// at stride `lda`; `tail` (if not null) `16·R16` rows of 32 values at stride 32; `panel` the
-/// pairs of all the steps (64 values each); `c` must be valid for reads (with `accumulate`) and
-/// writes of 32 f32 at each of `16·R16` rows spaced `ldc` apart.
-#[allow(clippy::too_many_arguments)]
+/// A [`Tiles`] must be alive on this thread. `a` must hold `steps` blocks of 512 values (and as
+/// many from `a + group` when `R16 = 2`); `panel` `16·steps` pairs (64 values each); `c` must
+/// be valid for reads (with `accumulate`) and writes of 32 f32 at each of `16·R16` rows spaced
+/// `ldc` apart.
 pub(crate) unsafe fn tile<const R16: usize>(
     steps: usize,
     a: *const u16,
-    lda: usize,
-    tail: *const u16,
+    group: usize,
     panel: *const u16,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    let (a_stride, c_stride, b_stride) = (2 * lda, 4 * ldc, 2 * PANEL_PAIR);
+    const BLOCK: usize = ROWS * 2 * STEP;
+    let (c_stride, b_stride, a_stride) = (4 * ldc, 2 * PANEL_PAIR, 4 * STEP);
     // SAFETY (whole body): every address is inside the regions the caller promised, as noted.
     unsafe {
         let c_low = c.wrapping_add(ROWS * ldc); // rows 16..32 (used only with R16 = 2)
@@ -128,27 +123,22 @@ pub(crate) unsafe fn tile<const R16: usize>(
         } else {
             asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
         }
-        let last = steps + usize::from(!tail.is_null());
-        for s in 0..last {
+        for s in 0..steps {
+            // Each product is issued as soon as its two operands are loaded (A0·B0 needs two
+            // loads, then each further load completes one or two products).
+            let (rows, b) = (a.add(s * BLOCK), panel.add(s * STEP * PANEL_PAIR));
+            asm!("tileloadd tmm4, [{0} + {1}*1]", in(reg) rows, in(reg) a_stride, options(nostack, readonly));
             // Weights: pairs 16s.. of the panel, columns 0..16 then 16..32 (64 bytes in).
-            let b = panel.add(s * STEP * PANEL_PAIR);
             asm!("tileloadd tmm6, [{0} + {1}*1]", in(reg) b, in(reg) b_stride, options(nostack, readonly));
-            asm!("tileloadd tmm7, [{0} + {1}*1]", in(reg) b.add(32), in(reg) b_stride, options(nostack, readonly));
-            let (rows, stride) = if s < steps { (a.add(2 * STEP * s), a_stride) } else { (tail, 64) };
-            if s + PREFETCH < steps {
-                // The activations' line of each row PREFETCH steps ahead (32 rows at a stride the
-                // hardware prefetchers do not follow): tile loads then hit L1.
-                let ahead = a.add(2 * STEP * (s + PREFETCH));
-                for r in 0..ROWS * R16 {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(r * lda).cast());
-                }
-            }
-            asm!("tileloadd tmm4, [{0} + {1}*1]", in(reg) rows, in(reg) stride, options(nostack, readonly));
-            asm!("tdpbf16ps tmm0, tmm4, tmm6", "tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem));
+            asm!("tdpbf16ps tmm0, tmm4, tmm6", options(nostack, nomem));
             if R16 == 2 {
-                let rows = rows.byte_add(ROWS * stride);
-                asm!("tileloadd tmm5, [{0} + {1}*1]", in(reg) rows, in(reg) stride, options(nostack, readonly));
-                asm!("tdpbf16ps tmm2, tmm5, tmm6", "tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+                asm!("tileloadd tmm5, [{0} + {1}*1]", in(reg) rows.add(group), in(reg) a_stride, options(nostack, readonly));
+                asm!("tdpbf16ps tmm2, tmm5, tmm6", options(nostack, nomem));
+            }
+            asm!("tileloadd tmm7, [{0} + {1}*1]", in(reg) b.add(32), in(reg) b_stride, options(nostack, readonly));
+            asm!("tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem));
+            if R16 == 2 {
+                asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
             }
         }
         asm!("tilestored [{0} + {1}*1], tmm0", in(reg) c, in(reg) c_stride, options(nostack));
