@@ -58,7 +58,7 @@ fn round_into_avx512(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
 }
 
 #[inline(always)]
-fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+pub(crate) fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
     match bias {
         Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = to_bf16(a + b)),
         None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = to_bf16(*a)),
