@@ -65,6 +65,17 @@ pub(crate) fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf
     }
 }
 
+/// [`round_into_inline`] followed by the tanh GELU of each rounded value, rounded again: exactly
+/// a bf16 product's output passed through [`gelu_tanh_bf16`], without storing it in between.
+#[inline(always)]
+pub(crate) fn round_gelu_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+    let g = |v: f32| to_bf16(gelu(from_bf16(to_bf16(v))));
+    match bias {
+        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = g(a + b)),
+        None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = g(*a)),
+    }
+}
+
 /// `out = residual + y` for a bf16 residual stream (SigLIP's): the sum of the two bf16 values in
 /// f32, rounded to bf16 once — a bf16 tensor addition — threaded and vectorised.
 pub fn add_bf16(residual: &[bf16], y: &[bf16], out: &mut [bf16]) -> Result<()> {

@@ -96,6 +96,32 @@ fn copy_to(out: &mut [f32], n: usize) -> impl Fn(usize, usize, usize, usize, &[f
 /// # Shapes
 /// - `lhs`: `[m, k]`, `weights`: `[k, n]` (packed), `bias`: `[n]`, `out`: `[m, n]`.
 pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[f32]>, out: &mut [bf16]) -> Result<()> {
+    matmul_bf16_then(lhs, m, weights, bias, Epilogue::Round, out)
+}
+
+/// What [`matmul_bf16_then`] does to each sum before storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    /// `bf16(sum + bias)`: a bf16 `nn.Linear`.
+    Round,
+    /// `bf16(gelu_tanh(bf16(sum + bias)))`: the linear layer, then [`crate::gelu_tanh_bf16`] on
+    /// its bf16 output — the same values, without writing the product out and reading it back
+    /// (SigLIP's fc1: 2.2 MB each way per image and layer).
+    GeluTanh,
+}
+
+/// [`matmul_bf16`] with the given [`Epilogue`] applied in each thread's tiles.
+///
+/// # Shapes
+/// - `lhs`: `[m, k]`, `weights`: `[k, n]` (packed), `bias`: `[n]`, `out`: `[m, n]`.
+pub fn matmul_bf16_then(
+    lhs: &[bf16],
+    m: usize,
+    weights: &PackedBf16,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+    out: &mut [bf16],
+) -> Result<()> {
     let (k, n) = (weights.k(), weights.n());
     check("lhs", lhs.len(), m, k)?;
     check("out", out.len(), m, n)?;
@@ -118,9 +144,9 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
         // checked above) belong to this job only; `wide`: the CPU has AVX-512F.
         unsafe {
             if wide {
-                round_block_avx512(acc, rows, cols, bias, out, first, n);
+                round_block_avx512(acc, rows, cols, bias, epilogue, out, first, n);
             } else {
-                round_block(acc, rows, cols, bias, out, first, n);
+                round_block(acc, rows, cols, bias, epilogue, out, first, n);
             }
         }
     });
@@ -135,11 +161,13 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
 /// # Safety
 /// Those `rows` runs of `cols` values of `out` must be writable and written by no one else.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn round_block(
     acc: &[f32],
     rows: usize,
     cols: usize,
     bias: Option<&[f32]>,
+    epilogue: Epilogue,
     out: SharedOut,
     first: usize,
     n: usize,
@@ -147,7 +175,10 @@ unsafe fn round_block(
     for (r, acc) in acc.chunks_exact(NR).take(rows).enumerate() {
         // SAFETY: the caller's contract.
         let row = unsafe { std::slice::from_raw_parts_mut(out.at_bf16(first + r * n), cols) };
-        elementwise::round_into_inline(&acc[..cols], bias, row);
+        match epilogue {
+            Epilogue::Round => elementwise::round_into_inline(&acc[..cols], bias, row),
+            Epilogue::GeluTanh => elementwise::round_gelu_into_inline(&acc[..cols], bias, row),
+        }
     }
 }
 
@@ -156,17 +187,19 @@ unsafe fn round_block(
 /// # Safety
 /// As [`round_block`]; the CPU must have AVX-512F.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
+#[allow(clippy::too_many_arguments)]
 unsafe fn round_block_avx512(
     acc: &[f32],
     rows: usize,
     cols: usize,
     bias: Option<&[f32]>,
+    epilogue: Epilogue,
     out: SharedOut,
     first: usize,
     n: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { round_block(acc, rows, cols, bias, out, first, n) }
+    unsafe { round_block(acc, rows, cols, bias, epilogue, out, first, n) }
 }
 
 /// A left operand as the tiles read it: `m` rows of bf16 bits at stride `lda`, each holding at

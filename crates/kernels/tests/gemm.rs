@@ -3,7 +3,9 @@
 //! tiny `k`, partial and single-column panels, and model-sized products.
 
 use half::bf16;
-use robovlm_kernels::{CpuFeatures, Error, Isa, PackedBf16, matmul, matmul_bf16, matmul_with};
+use robovlm_kernels::{
+    CpuFeatures, Epilogue, Error, Isa, PackedBf16, gelu_tanh_bf16, matmul, matmul_bf16, matmul_bf16_then, matmul_with,
+};
 
 /// Deterministic values in [-2, 2) with varied magnitudes, from a xorshift stream.
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -126,6 +128,28 @@ fn avx512_bf16_kernel_equals_the_portable_one() {
         matmul_with(Isa::Portable, &lhs, m, &packed, &mut portable).unwrap();
         let differing = fast.iter().zip(&portable).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
         assert_eq!(differing, 0, "m={m} k={k} n={n}: {differing} of {} outputs differ", m * n);
+    }
+}
+
+/// The GELU epilogue gives exactly the product followed by the separate GELU pass, bit for bit
+/// (with and without a bias, on every edge shape).
+#[test]
+fn gelu_epilogue_equals_the_product_then_gelu() {
+    for &(m, k, n) in SHAPES {
+        let lhs: Vec<bf16> = values(m * k, 17 + m as u64).into_iter().map(bf16::from_f32).collect();
+        // Sums of a few units: the GELU's curved part, both signs.
+        let bias = values(n, 19);
+        let packed = PackedBf16::from_kn(&values(k * n, 23 + k as u64), k, n).unwrap();
+        for bias in [None, Some(&bias[..])] {
+            let (mut plain, mut want, mut fused) =
+                (vec![bf16::ZERO; m * n], vec![bf16::ZERO; m * n], vec![bf16::ZERO; m * n]);
+            matmul_bf16(&lhs, m, &packed, bias, &mut plain).unwrap();
+            gelu_tanh_bf16(&plain, &mut want).unwrap();
+            matmul_bf16_then(&lhs, m, &packed, bias, Epilogue::GeluTanh, &mut fused).unwrap();
+            let differing = fused.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differing, 0, "m={m} k={k} n={n} bias={}: {differing} of {} differ", bias.is_some(), m * n);
+            assert!(fused.iter().zip(&plain).any(|(g, p)| g != p), "m={m} k={k} n={n}: the GELU changed nothing");
+        }
     }
 }
 

@@ -54,19 +54,44 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// `gelu_tanh(x·W + b)` ([`crate::gelu_tanh`] of [`Self::forward`], SigLIP's `fc1`): on the
+    /// bf16 fast path the GELU is applied to each thread's rounded tiles before they are stored
+    /// — the same values as the two steps, without writing the product out and reading it back.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_input]` → `[..., d_output]`
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self.fast_then(x, Epilogue::GeluTanh) {
+            Ok(y) => y,
+            Err(x) => crate::gelu_tanh(self.forward(x)),
+        }
+    }
+
     /// The packed-bf16 product when it applies (Flex, bf16 tensors, a CPU with AVX-512 BF16,
     /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
     pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        self.fast_then(x, Epilogue::Round)
+    }
+
+    fn fast_then<const D: usize>(&self, x: Tensor<B, D>, epilogue: Epilogue) -> Result<Tensor<B, D>, Tensor<B, D>> {
         let bias = self.bias.as_ref().map(|b| b.val());
         // A weight `pack_weights` kept only packed: use that copy, without rebuilding Burn's.
         #[cfg(feature = "flex")]
         if !self.weight.is_initialized()
             && let Some(weights) = flex::released(self.weight.id)
         {
-            return flex::product(x, &weights, bias.as_ref());
+            return flex::product(x, &weights, bias.as_ref(), epilogue);
         }
-        self.packed.matmul(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref())
+        self.packed.matmul_then(x, &self.weight.val(), WeightLayout::InOut, bias.as_ref(), epilogue)
     }
+}
+
+/// What the packed product does to its sums before storing them: round (a linear layer), or
+/// round and apply the tanh GELU (a linear layer and its activation in one pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    Round,
+    GeluTanh,
 }
 
 /// Packs every [`Linear`] weight of `module` for the bf16 CPU fast path now and keeps only the
@@ -118,13 +143,24 @@ impl PackedWeight {
         layout: WeightLayout,
         bias: Option<&Tensor<B, 1>>,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        self.matmul_then(x, weight, layout, bias, Epilogue::Round)
+    }
+
+    fn matmul_then<B: Backend, const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        weight: &Tensor<B, 2>,
+        layout: WeightLayout,
+        bias: Option<&Tensor<B, 1>>,
+        epilogue: Epilogue,
+    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         #[cfg(feature = "flex")]
         {
-            flex::matmul(self, x, weight, layout, bias)
+            flex::matmul(self, x, weight, layout, bias, epilogue)
         }
         #[cfg(not(feature = "flex"))]
         {
-            let _ = (weight, layout, bias);
+            let _ = (weight, layout, bias, epilogue);
             Err(x)
         }
     }
@@ -174,7 +210,7 @@ mod flex {
     use burn_flex::{FlexTensor, Layout};
     use robovlm_kernels::PackedBf16;
 
-    use super::{Packed, PackedWeight, WeightLayout};
+    use super::{Epilogue, Packed, PackedWeight, WeightLayout};
     use crate::flex::{bf16_tensor, bf16_values, contiguous, enabled, from_flex, to_flex};
 
     pub(super) fn applies<B: Backend>(weight: &Tensor<B, 2>) -> bool {
@@ -187,6 +223,7 @@ mod flex {
         weight: &Tensor<B, 2>,
         layout: WeightLayout,
         bias: Option<&Tensor<B, 1>>,
+        epilogue: Epilogue,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 || weight.dtype() != DType::BF16 {
             return Err(x);
@@ -202,7 +239,7 @@ mod flex {
             return Err(x);
         }
         match packed(slot, &weight, layout, k, n) {
-            Some(packed) => product(x, &packed, bias),
+            Some(packed) => product(x, &packed, bias, epilogue),
             None => Err(x),
         }
     }
@@ -213,6 +250,7 @@ mod flex {
         x: Tensor<B, D>,
         packed: &PackedBf16,
         bias: Option<&Tensor<B, 1>>,
+        epilogue: Epilogue,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 {
             return Err(x);
@@ -238,7 +276,13 @@ mod flex {
         let rows = dims[..D - 1].iter().product::<usize>();
         let mut out = vec![bf16::ZERO; rows * n];
         let done = match x.as_slice::<bf16>() {
-            Some(input) => robovlm_kernels::matmul_bf16(input, rows, packed, bias.as_deref(), &mut out).is_ok(),
+            Some(input) => {
+                let epilogue = match epilogue {
+                    Epilogue::Round => robovlm_kernels::Epilogue::Round,
+                    Epilogue::GeluTanh => robovlm_kernels::Epilogue::GeluTanh,
+                };
+                robovlm_kernels::matmul_bf16_then(input, rows, packed, bias.as_deref(), epilogue, &mut out).is_ok()
+            }
             None => false,
         };
         if !done {
@@ -387,6 +431,24 @@ mod tests {
         check(&linear);
         linear.weight = Param::from_tensor(bf16_tensor([40, 70], 9));
         check(&linear);
+    }
+
+    /// `forward_gelu` is `gelu_tanh(forward(x))` bit for bit — fused in the product's tiles on
+    /// the fast path, two steps elsewhere — before and after `pack_weights`, 273 rows (whole and
+    /// partial AMX tiles where the CPU has them).
+    #[test]
+    fn forward_gelu_equals_gelu_of_forward() {
+        let mut linear: Linear<Flex> = LinearConfig::new(72, 70).init(&Default::default()).into();
+        linear.weight = Param::from_tensor(bf16_tensor([72, 70], 4));
+        linear.bias = Some(Param::from_tensor(bf16_tensor([70], 5)));
+        let x = bf16_tensor([1, 273, 72], 6);
+        let bits = |t: Tensor<Flex, 3>| {
+            t.into_data().to_vec::<bf16>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let want = bits(crate::gelu_tanh(linear.forward(x.clone())));
+        assert_eq!(bits(linear.forward_gelu(x.clone())), want);
+        let packed = crate::pack_weights(linear);
+        assert_eq!(bits(packed.forward_gelu(x)), want, "after pack_weights");
     }
 
     #[derive(Module, Debug)]

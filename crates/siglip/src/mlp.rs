@@ -3,7 +3,6 @@
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use robovlm_ops::Linear;
-use robovlm_ops::gelu_tanh;
 
 /// `SiglipMLP`: `fc2(gelu_tanh(fc1(x)))`.
 #[derive(Module, Debug)]
@@ -25,6 +24,6 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`, returns: `[batch, tokens, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu_tanh(self.fc1.forward(x)))
+        self.fc2.forward(self.fc1.forward_gelu(x))
     }
 }
