@@ -6,7 +6,8 @@
 //! order: see `gemm::amx_tiles`) and `2·R16` accumulator tiles, per step of 16 pairs. A
 //! `tdpbf16ps` is 16·16·32 multiply-adds — 64 `vdpbf16ps` — so one core's AMX unit outruns its
 //! AVX-512 units several times over (register-only peaks here: 7.6 vs 0.24 TFLOP/s on 2 cores);
-//! feeding it is the hard part: from L2 the tiles reach about a third of that peak.
+//! feeding it is the hard part: streaming from L2 the tiles reach two thirds of that peak, with
+//! the weights coming from L3 (each product's one pass over them) about a third.
 //!
 //! Rust has no stable AMX intrinsics, so the instructions are inline assembly (stable); the tile
 //! registers are invisible to the compiler, which is why every block here is one `unsafe fn`
@@ -91,8 +92,9 @@ impl Drop for Tiles {
 
 /// One `16·R16 × 32` block (`R16` ∈ {1, 2}): `c[r][0..32] (+)= Σ_p a[r][p] · panel[p]` over
 /// `steps` steps of 16 pairs. The activations are in tile order: step `s` of the first 16 rows
-/// is the 1 KiB block at `a + 512s` (16 rows of 64 bytes), of the next 16 at `group + 512s`
-/// further on; the panel's pairs continue into its zero padding where `k` ends mid-step.
+/// is the 1 KiB block at `a + 512s` (16 rows of 64 bytes), of the next 16 rows the one at
+/// `a + group + 512s` (values); the panel's pairs continue into its zero padding where `k` ends
+/// mid-step.
 ///
 /// # Safety
 /// A [`Tiles`] must be alive on this thread. `a` must hold `steps` blocks of 512 values (and as
