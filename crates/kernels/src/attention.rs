@@ -307,23 +307,18 @@ impl Job<'_> {
         // Shapes were checked by the caller, so the products cannot fail.
         product_serial(q, rows, kt, scores).expect("checked shape");
         let bias = self.bias.map(|x| &x.values[b * x.batch_stride + h * x.head_stride..][..queries * keys]);
-        for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-            let bias = bias.map(|bias| &bias[(i0 + r) * keys..][..keys]);
-            softmax_row(row, bias, self.scale, self.softcap);
-        }
         // p·v with f32 probabilities (the f32 island): p = hi + lo with both parts bf16
         // (|lo| ≤ 2⁻⁹·|p|, so hi + lo carries 16 significant bits), one product over the
-        // stacked [hi; lo] rows, the two halves added in f32.
-        // Rows of `keys` rounded up to even (the padding zero) are the product's operand as is.
+        // stacked [hi; lo] rows, the two halves added in f32. The softmax writes the parts
+        // directly (its normalising pass is the split). Rows of `keys` rounded up to even (the
+        // padding zero) are the product's operand as is.
         let lds = keys.next_multiple_of(2);
         let split = resized(&mut s.split, 2 * rows * lds);
         let (hi, lo) = split.split_at_mut(rows * lds);
-        for ((p, hi), lo) in scores.chunks_exact(keys).zip(hi.chunks_exact_mut(lds)).zip(lo.chunks_exact_mut(lds)) {
-            for ((p, hi), lo) in p.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
-                let rounded = to_bf16(*p);
-                *hi = rounded.to_bits();
-                *lo = to_bf16(p - rounded.to_f32()).to_bits();
-            }
+        let rows_iter = scores.chunks_exact_mut(keys).zip(hi.chunks_exact_mut(lds)).zip(lo.chunks_exact_mut(lds));
+        for (r, ((row, hi), lo)) in rows_iter.enumerate() {
+            let bias = bias.map(|bias| &bias[(i0 + r) * keys..][..keys]);
+            softmax_split_row(row, bias, self.scale, self.softcap, &mut hi[..keys], &mut lo[..keys]);
             if lds > keys {
                 (hi[keys], lo[keys]) = (0, 0);
             }
@@ -364,25 +359,58 @@ fn rows_avx512<'s>(job: &Job<'_>, b: usize, h: usize, i0: usize, rows: usize, sc
     job.rows_inline(b, h, i0, rows, scratch)
 }
 
-/// In place: `row = softmax(cap(scale·row) + bias)`; a row with no finite score is all zeros.
-/// Each pass is a straight loop the compiler vectorises (sums and maxima over 16 lanes).
+/// `p = softmax(cap(scale·row) + bias)` split into bf16 parts, `hi = bf16(p)` and
+/// `lo = bf16(p − hi)` (`row` is overwritten with the exponentials); a row with no finite score
+/// is all zeros. Three passes that write (scale/cap and bias; exponential and sum; normalise and
+/// split) and one that reads (the maximum), each a straight loop the compiler vectorises (sums
+/// and maxima over 16 lanes) — the values of separate passes per step, fewer trips over the row.
 #[inline(always)]
-fn softmax_row(row: &mut [f32], bias: Option<&[f32]>, scale: f32, softcap: Option<f32>) {
-    match softcap {
-        Some(c) => row.iter_mut().for_each(|s| *s = c * tanh(*s * scale / c)),
-        None => row.iter_mut().for_each(|s| *s *= scale),
-    }
-    if let Some(bias) = bias {
-        row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
+fn softmax_split_row(
+    row: &mut [f32],
+    bias: Option<&[f32]>,
+    scale: f32,
+    softcap: Option<f32>,
+    hi: &mut [u16],
+    lo: &mut [u16],
+) {
+    match (softcap, bias) {
+        (Some(c), Some(bias)) => row.iter_mut().zip(bias).for_each(|(s, b)| *s = c * tanh(*s * scale / c) + b),
+        (Some(c), None) => row.iter_mut().for_each(|s| *s = c * tanh(*s * scale / c)),
+        (None, Some(bias)) => row.iter_mut().zip(bias).for_each(|(s, b)| *s = *s * scale + b),
+        (None, None) => row.iter_mut().for_each(|s| *s *= scale),
     }
     let max = fold_lanes(row, f32::NEG_INFINITY, |v| v, f32::max);
     if !max.is_finite() {
-        row.fill(0.0);
+        hi.fill(0);
+        lo.fill(0);
         return;
     }
-    row.iter_mut().for_each(|s| *s = exp(*s - max));
-    let inv = 1.0 / fold_lanes(row, 0.0, |v| v, |a, b| a + b);
-    row.iter_mut().for_each(|s| *s *= inv);
+    let inv = 1.0 / map_fold_lanes(row, 0.0, |s| exp(s - max), |a, b| a + b);
+    for ((p, hi), lo) in row.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
+        let p = p * inv;
+        let rounded = to_bf16(p);
+        *hi = rounded.to_bits();
+        *lo = to_bf16(p - rounded.to_f32()).to_bits();
+    }
+}
+
+/// [`fold_lanes`] that also stores each mapped value back: `x[i] = map(x[i])`, folded in the
+/// same lane order (so the sum is the one a separate pass would give).
+#[inline(always)]
+fn map_fold_lanes(x: &mut [f32], init: f32, map: impl Fn(f32) -> f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let mut chunks = x.chunks_exact_mut(16);
+    for chunk in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *x = map(*x);
+            *a = f(*a, *x);
+        }
+    }
+    let tail = chunks.into_remainder().iter_mut().fold(init, |a, x| {
+        *x = map(*x);
+        f(a, *x)
+    });
+    acc.iter().fold(tail, |a, b| f(a, *b))
 }
 
 /// `tanh(y) = 1 − 2 / (1 + e^{2y})` on the clamped polynomial exponential: vectorisable;
