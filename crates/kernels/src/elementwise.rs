@@ -12,6 +12,8 @@
 //! the libm formula shares), far below bf16's rounding of the output (2⁻⁹ ≈ 2·10⁻³).
 #![allow(unsafe_code)] // the AVX-512 build of the loop is a `#[target_feature]` function
 
+use std::mem::MaybeUninit;
+
 use half::bf16;
 use rayon::prelude::*;
 
@@ -43,6 +45,9 @@ pub fn gelu_tanh_mul_bf16(gate: &[bf16], up: &[bf16], out: &mut [bf16]) -> Resul
 /// function, not a closure handed to [`run`]: a closure that large is not inlined into the
 /// AVX-512 build and would run 4 wide.)
 pub(crate) fn round_into(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+    // SAFETY: `MaybeUninit<bf16>` has bf16's layout, and only initialised values are written
+    // through the view (so `out` stays initialised).
+    let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<bf16>]) };
     #[cfg(target_arch = "x86_64")]
     if CpuFeatures::get().avx512f {
         // SAFETY: the CPU has AVX-512F (checked just above) and the rest the wrapper enables.
@@ -53,26 +58,28 @@ pub(crate) fn round_into(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-fn round_into_avx512(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+fn round_into_avx512(acc: &[f32], bias: Option<&[f32]>, out: &mut [MaybeUninit<bf16>]) {
     round_into_inline(acc, bias, out)
 }
 
+/// [`round_into`]'s loop; `out` may be uninitialised (a product's freshly allocated result):
+/// every value is written.
 #[inline(always)]
-pub(crate) fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+pub(crate) fn round_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [MaybeUninit<bf16>]) {
     match bias {
-        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = to_bf16(a + b)),
-        None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = to_bf16(*a)),
+        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| _ = o.write(to_bf16(a + b))),
+        None => out.iter_mut().zip(acc).for_each(|(o, a)| _ = o.write(to_bf16(*a))),
     }
 }
 
 /// [`round_into_inline`] followed by the tanh GELU of each rounded value, rounded again: exactly
 /// a bf16 product's output passed through [`gelu_tanh_bf16`], without storing it in between.
 #[inline(always)]
-pub(crate) fn round_gelu_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+pub(crate) fn round_gelu_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mut [MaybeUninit<bf16>]) {
     let g = |v: f32| to_bf16(gelu(from_bf16(to_bf16(v))));
     match bias {
-        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| *o = g(a + b)),
-        None => out.iter_mut().zip(acc).for_each(|(o, a)| *o = g(*a)),
+        Some(b) => out.iter_mut().zip(acc.iter().zip(b)).for_each(|(o, (a, b))| _ = o.write(g(a + b))),
+        None => out.iter_mut().zip(acc).for_each(|(o, a)| _ = o.write(g(*a))),
     }
 }
 
@@ -200,9 +207,6 @@ pub(crate) fn gelu(x: f32) -> f32 {
     x / (1.0 + exp(-2.0 * u))
 }
 
-/// `e^v` without branches: `v = n·ln2 + r`, `|r| ≤ ln2/2`, `e^r` by a degree-7 Taylor
-/// polynomial (truncation < 2⁻²⁷ on that range), scaled by `2^n` through the exponent bits. The
-/// input is clamped to [−87, 88] (beyond which GELU is exactly 0 or x in f32 anyway).
 /// `f` folded over `map(x[i])` in 16 independent lanes (64-byte chunks, then the tail), then
 /// across them: a reduction the compiler vectorises, unlike a serial fold (one dependent
 /// operation per value). The order is fixed, so results are deterministic. Shared by the
@@ -220,6 +224,9 @@ pub(crate) fn fold_lanes(x: &[f32], init: f32, map: impl Fn(f32) -> f32, f: impl
     acc.iter().fold(tail, |a, b| f(a, *b))
 }
 
+/// `e^v` without branches: `v = n·ln2 + r`, `|r| ≤ ln2/2`, `e^r` by a degree-7 Taylor
+/// polynomial (truncation < 2⁻²⁷ on that range), scaled by `2^n` through the exponent bits. The
+/// input is clamped to [−87, 88] (beyond which GELU is exactly 0 or x in f32 anyway).
 #[inline(always)]
 pub(crate) fn exp(v: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;

@@ -20,7 +20,7 @@ pub use attention::{
 pub use cpu::CpuFeatures;
 pub use elementwise::{add_bf16, add_f32_bf16, div_scalar_bf16, gelu_tanh_bf16, gelu_tanh_mul_bf16};
 pub use error::{Error, Result};
-pub use gemm::{Epilogue, Isa, matmul, matmul_bf16, matmul_bf16_then, matmul_with};
+pub use gemm::{Epilogue, Isa, matmul, matmul_bf16, matmul_bf16_then, matmul_bf16_vec, matmul_with};
 /// bf16 as this crate takes it (`half::bf16`, the type Burn re-exports).
 pub use half::bf16;
 pub use matmul_nt::{MATMUL_NT_MAX_ROWS, matmul_nt_f32};

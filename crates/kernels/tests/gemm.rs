@@ -4,7 +4,8 @@
 
 use half::bf16;
 use robovlm_kernels::{
-    CpuFeatures, Epilogue, Error, Isa, PackedBf16, gelu_tanh_bf16, matmul, matmul_bf16, matmul_bf16_then, matmul_with,
+    CpuFeatures, Epilogue, Error, Isa, PackedBf16, gelu_tanh_bf16, matmul, matmul_bf16, matmul_bf16_then,
+    matmul_bf16_vec, matmul_with,
 };
 
 /// Deterministic values in [-2, 2) with varied magnitudes, from a xorshift stream.
@@ -132,7 +133,8 @@ fn avx512_bf16_kernel_equals_the_portable_one() {
 }
 
 /// The GELU epilogue gives exactly the product followed by the separate GELU pass, bit for bit
-/// (with and without a bias, on every edge shape).
+/// (with and without a bias, on every edge shape); `matmul_bf16_vec` (a new result, never
+/// zeroed) gives exactly `matmul_bf16_then`'s values, and refuses what it refuses.
 #[test]
 fn gelu_epilogue_equals_the_product_then_gelu() {
     for &(m, k, n) in SHAPES {
@@ -149,8 +151,27 @@ fn gelu_epilogue_equals_the_product_then_gelu() {
             let differing = fused.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
             assert_eq!(differing, 0, "m={m} k={k} n={n} bias={}: {differing} of {} differ", bias.is_some(), m * n);
             assert!(fused.iter().zip(&plain).any(|(g, p)| g != p), "m={m} k={k} n={n}: the GELU changed nothing");
+            // The same products into new, never-zeroed results: every value written, the same bits.
+            for (epilogue, want) in [(Epilogue::Round, &plain), (Epilogue::GeluTanh, &want)] {
+                let got = matmul_bf16_vec(&lhs, m, &packed, bias, epilogue).unwrap();
+                assert_eq!(got.len(), m * n);
+                let differing = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(
+                    differing,
+                    0,
+                    "m={m} k={k} n={n} {epilogue:?}: {differing} of {} differ in a new result",
+                    m * n
+                );
+            }
         }
     }
+    let packed = PackedBf16::from_kn(&[1.0; 6], 3, 2).unwrap();
+    assert_eq!(
+        matmul_bf16_vec(&[bf16::ZERO; 5], 2, &packed, None, Epilogue::Round).unwrap_err(),
+        Error::Length { operand: "lhs", shape: "[2, 3]".into(), expected: 6, got: 5 }
+    );
+    assert!(matches!(matmul_bf16_vec(&[], usize::MAX, &packed, None, Epilogue::Round), Err(Error::Shape { .. })));
+    assert!(matmul_bf16_vec(&[], 0, &packed, None, Epilogue::Round).unwrap().is_empty());
 }
 
 #[test]

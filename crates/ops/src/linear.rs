@@ -274,20 +274,17 @@ mod flex {
         }
         let x = contiguous(&to_flex(x)?);
         let rows = dims[..D - 1].iter().product::<usize>();
-        let mut out = vec![bf16::ZERO; rows * n];
-        let done = match x.as_slice::<bf16>() {
-            Some(input) => {
-                let epilogue = match epilogue {
-                    Epilogue::Round => robovlm_kernels::Epilogue::Round,
-                    Epilogue::GeluTanh => robovlm_kernels::Epilogue::GeluTanh,
-                };
-                robovlm_kernels::matmul_bf16_then(input, rows, packed, bias.as_deref(), epilogue, &mut out).is_ok()
-            }
-            None => false,
+        let epilogue = match epilogue {
+            Epilogue::Round => robovlm_kernels::Epilogue::Round,
+            Epilogue::GeluTanh => robovlm_kernels::Epilogue::GeluTanh,
         };
-        if !done {
+        // A new result, never zeroed first (the product writes every value).
+        let out = x
+            .as_slice::<bf16>()
+            .and_then(|input| robovlm_kernels::matmul_bf16_vec(input, rows, packed, bias.as_deref(), epilogue).ok());
+        let Some(out) = out else {
             return Err(from_flex(x));
-        }
+        };
         let mut shape = dims;
         shape[D - 1] = n;
         Ok(from_flex(bf16_tensor(out, shape)))

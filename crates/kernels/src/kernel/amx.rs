@@ -23,7 +23,7 @@
 use std::arch::asm;
 use std::sync::OnceLock;
 
-use super::{AMX_ROWS as ROWS, AMX_STEP as STEP};
+use super::{AMX_BLOCK as BLOCK, AMX_ROWS as ROWS, AMX_STEP as STEP};
 use crate::packed::PANEL_PAIR;
 
 /// Whether the OS lets this process use the tile registers. Linux hands out the (8 KiB) tile
@@ -110,7 +110,6 @@ pub(crate) unsafe fn tile<const R16: usize>(
     ldc: usize,
     accumulate: bool,
 ) {
-    const BLOCK: usize = ROWS * 2 * STEP;
     let (c_stride, b_stride, a_stride) = (4 * ldc, 2 * PANEL_PAIR, 4 * STEP);
     // SAFETY (whole body): every address is inside the regions the caller promised, as noted.
     unsafe {

@@ -22,4 +22,7 @@ pub(crate) const AMX_ROWS: usize = 16;
 /// Pairs per AMX step: an activation tile row is 64 bytes = 16 bf16 pairs, a weight tile 16
 /// pairs tall (packed panels are padded to a multiple of it).
 pub(crate) const AMX_STEP: usize = 16;
+/// Values (bf16) in one AMX activation block: 16 rows × one step's 16 pairs = 1 KiB, the unit
+/// in which `gemm::amx_tiles` lays activations out and the AMX kernel loads them.
+pub(crate) const AMX_BLOCK: usize = AMX_ROWS * 2 * AMX_STEP;
 const _: () = assert!(crate::packed::PAIR_ALIGN.is_multiple_of(AMX_STEP));
