@@ -24,7 +24,8 @@ use rayon::prelude::*;
 use crate::cpu::CpuFeatures;
 use crate::elementwise::{exp, fold_lanes, round_into, to_bf16};
 use crate::error::{Error, Result};
-use crate::gemm::{Lhs, copy_rows, product_serial};
+use crate::gemm::{Isa, Lhs, copy_rows, product_serial};
+use crate::kernel::{AMX_ROWS, MR};
 use crate::packed::PackedBf16;
 
 /// Sizes of one attention call: `q`/`out` `[batch, heads, queries, head_dim]`, `k`/`v`
@@ -237,7 +238,8 @@ pub fn attention_bf16_strided(
         });
     } else {
         // Token-major rows hold every head: jobs are blocks of query rows.
-        let per_job = rows_per_job(queries, rayon::current_num_threads());
+        let unit = if Isa::best() == Isa::Amx { AMX_ROWS } else { MR };
+        let per_job = rows_per_job(queries, rayon::current_num_threads(), unit);
         out.par_chunks_mut(queries * heads * d).enumerate().for_each(|(b, out)| {
             out.par_chunks_mut(per_job * heads * d).enumerate().for_each(|(i, out)| {
                 let rows = out.len() / (heads * d);
@@ -259,14 +261,16 @@ pub fn attention_bf16_strided(
 /// Query rows per job: a 64 × keys f32 score tile stays in L2 for any context we run.
 const MAX_ROWS: usize = 64;
 
-/// Rows per job of the token-major split: the multiple of 8 (the micro-kernel's row tile) up to
-/// [`MAX_ROWS`] whose jobs load the busiest thread least (in row tiles, `threads` taking jobs in
-/// turn), the largest on a tie — bigger jobs read each head's packed keys and values fewer
-/// times. (Gemma's 275 prompt rows on 2 threads: 48-row jobs, 18 tiles on the busiest thread,
-/// where a fixed "4 jobs per thread" gave 40-row jobs and 20.)
-fn rows_per_job(queries: usize, threads: usize) -> usize {
-    let busiest = |rows: usize| queries.div_ceil(rows).div_ceil(threads.max(1)) * (rows / 8);
-    (1..=MAX_ROWS / 8).rev().map(|t| 8 * t).min_by_key(|rows| busiest(*rows)).unwrap_or(8)
+/// Rows per job of the token-major split: the multiple of `unit` (the kernel's row tile: 8 for
+/// the `vdpbf16ps` tiles, 16 for AMX) up to [`MAX_ROWS`] whose jobs load the busiest thread
+/// least (in row tiles, `threads` taking jobs in turn), the largest on a tie — bigger jobs read
+/// each head's packed keys and values fewer times. (Gemma's 275 prompt rows on 2 threads: 48-row
+/// jobs, 18 tiles on the busiest thread, where a fixed "4 jobs per thread" gave 40-row jobs and
+/// 20. With AMX the unit matters: counted in 8-row tiles, 272 rows chose 8-row jobs — below
+/// AMX's 16 rows, so the whole attention ran on `vdpbf16ps`, 2.6 instead of 1.0 ms.)
+fn rows_per_job(queries: usize, threads: usize, unit: usize) -> usize {
+    let busiest = |rows: usize| queries.div_ceil(rows).div_ceil(threads.max(1)) * (rows / unit);
+    (1..=MAX_ROWS / unit).rev().map(|t| unit * t).min_by_key(|rows| busiest(*rows)).unwrap_or(unit)
 }
 
 /// What every job of one call shares.
@@ -540,13 +544,22 @@ mod tests {
     /// doc comment names, a one-row decode, more threads than rows).
     #[test]
     fn rows_per_job_balances_whole_tiles() {
-        assert_eq!(rows_per_job(275, 2), 48);
-        assert_eq!(rows_per_job(256, 2), 64);
-        assert_eq!(rows_per_job(1, 2), 8);
-        assert_eq!(rows_per_job(100, 64), 8);
-        for (q, t) in [(0, 1), (7, 0), (300, 3), (4096, 16)] {
-            let rows = rows_per_job(q, t);
-            assert!(rows.is_multiple_of(8) && (8..=MAX_ROWS).contains(&rows), "{q} rows on {t} threads: {rows}");
+        assert_eq!(rows_per_job(275, 2, MR), 48);
+        assert_eq!(rows_per_job(256, 2, MR), 64);
+        assert_eq!(rows_per_job(1, 2, MR), 8);
+        assert_eq!(rows_per_job(100, 64, MR), 8);
+        // AMX: whole 16-row tiles (Gemma's 272 prompt rows were split into 8-row jobs).
+        assert_eq!(rows_per_job(272, 2, AMX_ROWS), 48);
+        assert_eq!(rows_per_job(256, 2, AMX_ROWS), 64);
+        assert_eq!(rows_per_job(1, 2, AMX_ROWS), 16);
+        for unit in [MR, AMX_ROWS] {
+            for (q, t) in [(0, 1), (7, 0), (272, 2), (300, 3), (4096, 16)] {
+                let rows = rows_per_job(q, t, unit);
+                assert!(
+                    rows.is_multiple_of(unit) && (unit..=MAX_ROWS).contains(&rows),
+                    "{q} rows on {t} threads: {rows}"
+                );
+            }
         }
     }
 
