@@ -273,7 +273,7 @@ pub(crate) fn product_serial(a: Lhs<'_>, m: usize, weights: &PackedBf16, out: &m
     check("out", out.len(), m, n)?;
     let isa = Isa::best();
     SCRATCH.with_borrow_mut(|(tiled, block)| {
-        let tiled = amx_tiles(isa, a, m, pairs, tiled, false);
+        let tiled = amx_tiles(isa, a, m, pairs, tiled, false, false);
         let _tiles = configure(isa, m);
         // Rows AMX computes (its whole 16-row groups); the rest run on the 8-row tiles.
         let amx_rows = if tiled.is_some() { m / AMX_ROWS * AMX_ROWS } else { 0 };
@@ -352,7 +352,10 @@ pub(crate) struct Tiled<'a> {
 }
 
 /// For the AMX kernel (`m ≥ 16`): `a`'s whole 16-row groups copied into `buf` as [`Tiled`]
-/// blocks (in parallel over groups when `parallel`). Read in place, a tile row is 64 bytes at the
+/// blocks (in parallel over groups when `parallel`); with `pad`, the rows left over as one more
+/// group, its rows past `m` zero (their sums are zero and discarded: one AMX group costs less
+/// than running the leftover rows on the `vdpbf16ps` tiles, which stream every panel again for
+/// them — Gemma's 273rd row). Read in place, a tile row is 64 bytes at the
 /// activations' stride — split across two cache lines wherever a row is not 64-byte aligned (half
 /// of SigLIP fc2's rows whatever the buffer), one of 16 strided streams — and a `k` that ends
 /// mid-step would read past each row; copied, each tile load is 16 consecutive lines and the
@@ -365,11 +368,13 @@ fn amx_tiles<'t>(
     pairs: usize,
     buf: &'t mut Vec<u16>,
     parallel: bool,
+    pad: bool,
 ) -> Option<Tiled<'t>> {
     if isa != Isa::Amx || m < AMX_ROWS {
         return None;
     }
-    let (groups, steps) = (m / AMX_ROWS, pairs.div_ceil(AMX_STEP));
+    let groups = if pad { m.div_ceil(AMX_ROWS) } else { m / AMX_ROWS };
+    let steps = pairs.div_ceil(AMX_STEP);
     let len = groups * steps * BLOCK;
     buf.resize(len + 31, 0);
     let offset = buf.as_ptr().align_offset(64).min(31);
@@ -377,6 +382,11 @@ fn amx_tiles<'t>(
     const ROW: usize = 2 * AMX_STEP;
     let fill = |(g, group): (usize, &mut [u16])| {
         for r in 0..AMX_ROWS {
+            if g * AMX_ROWS + r >= m {
+                // The padding rows of the last group (`pad`).
+                group.chunks_exact_mut(BLOCK).for_each(|block| block[r * ROW..(r + 1) * ROW].fill(0));
+                continue;
+            }
             let row = &a.values[(g * AMX_ROWS + r) * a.lda..][..2 * pairs];
             let (whole, rest) = row.as_chunks::<ROW>();
             let mut blocks = group.chunks_exact_mut(BLOCK);
@@ -541,7 +551,8 @@ const BLOCKED_PAIRS: usize = 4 * KC;
 const GROUP: usize = 4;
 
 thread_local! {
-    /// The blocked driver's accumulators (`GROUP × m × 32` f32), kept between calls.
+    /// The blocked driver's accumulators (`GROUP × m × 32` f32, `m` rounded up to 16 on AMX),
+    /// kept between calls.
     static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -565,34 +576,39 @@ where
     let busiest = |g: usize| panels.div_ceil(g).div_ceil(threads) * g;
     let group = (1..=GROUP).rev().min_by_key(|g| busiest(*g)).unwrap_or(1);
     with_tiled_buf(|buf| {
-        let tiled = amx_tiles(isa, a, m, pairs, buf, true);
+        let tiled = amx_tiles(isa, a, m, pairs, buf, true, true);
+        // On AMX every row runs on the tiles, the last group padded with zero rows (`amx_tiles`);
+        // their sums are computed into `acc` and never handed to `finish`.
+        let rows_total = if tiled.is_some() { m.next_multiple_of(AMX_ROWS) } else { m };
         (0..panels.div_ceil(group)).into_par_iter().for_each(|g| {
             let panels = g * group..((g + 1) * group).min(panels);
             let _tiles = configure(isa, m);
             ACC.with_borrow_mut(|acc| {
                 // Not cleared: the first slice (k0 = 0) writes every value before any is read.
-                acc.resize(group * m * NR, 0.0);
+                acc.resize(group * rows_total * NR, 0.0);
                 // Each row block (two AMX tiles, or one 8-row tile) passes over the group's
                 // panel slices while its slice of the lhs stays in L1 (8 rows) or L2 (32).
                 let step = if isa == Isa::Amx { 2 * AMX_ROWS } else { MR };
                 for k0 in (0..pairs).step_by(KC) {
                     let kc = KC.min(pairs - k0);
-                    for m0 in (0..m).step_by(step) {
-                        let rows = step.min(m - m0);
-                        for (j, acc) in panels.clone().zip(acc.chunks_exact_mut(m * NR)) {
+                    for m0 in (0..rows_total).step_by(step) {
+                        let rows = step.min(rows_total - m0);
+                        for (j, acc) in panels.clone().zip(acc.chunks_exact_mut(rows_total * NR)) {
                             let panel = &weights.panel(j)[k0 * PANEL_PAIR..];
                             let c = &mut acc[m0 * NR..(m0 + rows) * NR];
                             // SAFETY: `c` holds `rows` full rows of NR values (read and written);
-                            // `a` holds `m` rows of `2·pairs` values, `tiled` its groups; the panel
-                            // slice runs from pair k0 to the panel's padded end.
+                            // `a` holds `m` rows of `2·pairs` values, `tiled` its groups (all of
+                            // `rows_total`: the AMX tiles take every row of a block whose rows are a
+                            // multiple of 16, so no row past `m` is read from `a`); the panel slice
+                            // runs from pair k0 to the panel's padded end.
                             unsafe {
                                 rows_block(isa, a, tiled, m0, rows, k0, kc, panel, c.as_mut_ptr(), NR, NR, k0 > 0)
                             };
                         }
                     }
                 }
-                for (j, acc) in panels.zip(acc.chunks_exact(m * NR)) {
-                    finish(j, 0, m, NR.min(n - j * NR), acc);
+                for (j, acc) in panels.zip(acc.chunks_exact(rows_total * NR)) {
+                    finish(j, 0, m, NR.min(n - j * NR), &acc[..m * NR]);
                 }
             });
         });
