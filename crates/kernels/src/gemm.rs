@@ -453,11 +453,13 @@ unsafe fn rows_block(
             // steps cover k0..k0 + kc) and in `c`; the panel holds every step's pairs (padded).
             unsafe {
                 let c = c.add(done * ldc);
+                // The product's first row block brings the weights from memory: prefetch them.
+                let (act, wts, first) = (blocks.as_ptr(), panel.as_ptr(), m0 + done == 0);
                 if rows - done >= 2 * AMX_ROWS {
-                    amx::tile::<2>(steps, blocks.as_ptr(), group_stride, panel.as_ptr(), c, ldc, accumulate);
+                    amx::tile::<2>(steps, act, group_stride, wts, c, ldc, accumulate, first);
                     done += 2 * AMX_ROWS;
                 } else {
-                    amx::tile::<1>(steps, blocks.as_ptr(), group_stride, panel.as_ptr(), c, ldc, accumulate);
+                    amx::tile::<1>(steps, act, group_stride, wts, c, ldc, accumulate, first);
                     done += AMX_ROWS;
                 }
             }

@@ -21,6 +21,7 @@
 #![allow(unsafe_code)]
 
 use std::arch::asm;
+use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
 use std::sync::OnceLock;
 
 use super::{AMX_BLOCK as BLOCK, AMX_ROWS as ROWS, AMX_STEP as STEP};
@@ -90,6 +91,12 @@ impl Drop for Tiles {
     }
 }
 
+/// How far ahead (steps) [`tile`] prefetches the panel on a first pass: 8 KiB, past the 4 KiB
+/// page boundary where the hardware's streamer stops. (Weights come from memory once per
+/// product; measured, interleaved A/B, weights rotating through more than L3: Gemma's gate/up
+/// 1.84 → 1.95 TFLOP/s, SigLIP's fc1 1.77 → 1.84; 2, 8 and 16 steps no better.)
+const PREFETCH_STEPS: usize = 4;
+
 /// One `16·R16 × 32` block (`R16` ∈ {1, 2}): `c[r][0..32] (+)= Σ_p a[r][p] · panel[p]` over
 /// `steps` steps of 16 pairs. The activations are in tile order: step `s` of the first 16 rows
 /// is the 1 KiB block at `a + 512s` (16 rows of 64 bytes), of the next 16 rows the one at
@@ -100,7 +107,9 @@ impl Drop for Tiles {
 /// A [`Tiles`] must be alive on this thread. `a` must hold `steps` blocks of 512 values (and as
 /// many from `a + group` when `R16 = 2`); `panel` `16·steps` pairs (64 values each); `c` must
 /// be valid for reads (with `accumulate`) and writes of 32 f32 at each of `16·R16` rows spaced
-/// `ldc` apart.
+/// `ldc` apart. `prefetch` (the first row block over this panel slice, whose weights come from
+/// memory) asks for the panel [`PREFETCH_STEPS`] steps ahead.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile<const R16: usize>(
     steps: usize,
     a: *const u16,
@@ -109,6 +118,7 @@ pub(crate) unsafe fn tile<const R16: usize>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    prefetch: bool,
 ) {
     let (c_stride, b_stride, a_stride) = (4 * ldc, 2 * PANEL_PAIR, 4 * STEP);
     // SAFETY (whole body): every address is inside the regions the caller promised, as noted.
@@ -128,6 +138,14 @@ pub(crate) unsafe fn tile<const R16: usize>(
             // Each product is issued as soon as its two operands are loaded (A0·B0 needs two
             // loads, then each further load completes one or two products).
             let (rows, b) = (a.add(s * BLOCK), panel.add(s * STEP * PANEL_PAIR));
+            if prefetch {
+                // The panel's step `s + PREFETCH_STEPS` (2 KiB), a hint only: addresses past the
+                // panel's end are never loaded from (a prefetch does not fault).
+                let ahead = panel.wrapping_add((s + PREFETCH_STEPS) * STEP * PANEL_PAIR).cast::<i8>();
+                for line in 0..STEP * PANEL_PAIR * 2 / 64 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
+                }
+            }
             asm!("tileloadd tmm4, [{0} + {1}*1]", in(reg) rows, in(reg) a_stride, options(nostack, readonly));
             // Weights: pairs 16s.. of the panel, columns 0..16 then 16..32 (64 bytes in).
             asm!("tileloadd tmm6, [{0} + {1}*1]", in(reg) b, in(reg) b_stride, options(nostack, readonly));
