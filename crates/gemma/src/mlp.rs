@@ -31,7 +31,12 @@ impl<B: Backend> Mlp<B> {
     /// - `x`, returns: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let gate = row_matmul::linear(&self.gate_proj, x.clone());
-        let up = row_matmul::linear(&self.up_proj, x);
-        row_matmul::linear(&self.down_proj, gelu_tanh_mul(gate, up))
+        // On the bf16 fast path the up projection's epilogue applies the GeGLU (the same values,
+        // `up` never stored); elsewhere the two steps, with this crate's one-row products.
+        let hidden = match self.up_proj.fast_gelu_mul(x, gate) {
+            Ok(hidden) => hidden,
+            Err((x, gate)) => gelu_tanh_mul(gate, row_matmul::linear(&self.up_proj, x)),
+        };
+        row_matmul::linear(&self.down_proj, hidden)
     }
 }

@@ -83,6 +83,23 @@ pub(crate) fn round_gelu_into_inline(acc: &[f32], bias: Option<&[f32]>, out: &mu
     }
 }
 
+/// `out = bf16(gelu_tanh(gate) · bf16(acc + bias))`: a product's sums rounded to its bf16 output
+/// `up`, then exactly [`gelu_tanh_mul_bf16`]`(gate, up)`'s value, without storing `up` between.
+#[inline(always)]
+pub(crate) fn round_gelu_mul_into_inline(
+    acc: &[f32],
+    bias: Option<&[f32]>,
+    gate: &[bf16],
+    out: &mut [MaybeUninit<bf16>],
+) {
+    let g = |up: f32, gate: bf16| to_bf16(gelu(from_bf16(gate)) * from_bf16(to_bf16(up)));
+    let values = out.iter_mut().zip(acc.iter().zip(gate));
+    match bias {
+        Some(b) => values.zip(b).for_each(|((o, (a, g8)), b)| _ = o.write(g(a + b, *g8))),
+        None => values.for_each(|(o, (a, g8))| _ = o.write(g(*a, *g8))),
+    }
+}
+
 /// `out = residual + y` for a bf16 residual stream (SigLIP's): the sum of the two bf16 values in
 /// f32, rounded to bf16 once — a bf16 tensor addition — threaded and vectorised.
 pub fn add_bf16(residual: &[bf16], y: &[bf16], out: &mut [bf16]) -> Result<()> {

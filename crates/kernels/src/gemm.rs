@@ -102,14 +102,21 @@ pub fn matmul_bf16(lhs: &[bf16], m: usize, weights: &PackedBf16, bias: Option<&[
 }
 
 /// What [`matmul_bf16_then`] does to each sum before storing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Epilogue {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Epilogue<'a> {
     /// `bf16(sum + bias)`: a bf16 `nn.Linear`.
     Round,
     /// `bf16(gelu_tanh(bf16(sum + bias)))`: the linear layer, then [`crate::gelu_tanh_bf16`] on
     /// its bf16 output — the same values, without writing the product out and reading it back
     /// (SigLIP's fc1: 2.2 MB each way per image and layer).
     GeluTanh,
+    /// `bf16(gelu_tanh(gate) · bf16(sum + bias))` with `gate` the `m × n` row-major values of
+    /// another product: [`crate::gelu_tanh_mul_bf16`]`(gate, up)` where this product is `up` —
+    /// Gemma's GeGLU without storing `up` (8.9 MB per prompt and layer) and reading both back.
+    GeluTanhMul {
+        /// `gelu_tanh`'s operand, `[m, n]`.
+        gate: &'a [bf16],
+    },
 }
 
 /// [`matmul_bf16`] with the given [`Epilogue`] applied in each thread's tiles.
@@ -173,6 +180,9 @@ unsafe fn product_bf16(
     if let Some(bias) = bias {
         check("bias", bias.len(), 1, n)?;
     }
+    if let Epilogue::GeluTanhMul { gate } = epilogue {
+        check("gate", gate.len(), m, n)?;
+    }
     let padded;
     let lhs = if k % 2 == 0 {
         Lhs { values: lhs.reinterpret_cast(), lda: k }
@@ -223,6 +233,10 @@ unsafe fn round_block(
         match epilogue {
             Epilogue::Round => elementwise::round_into_inline(&acc[..cols], bias, row),
             Epilogue::GeluTanh => elementwise::round_gelu_into_inline(&acc[..cols], bias, row),
+            Epilogue::GeluTanhMul { gate } => {
+                let gate = &gate[first + r * n..][..cols];
+                elementwise::round_gelu_mul_into_inline(&acc[..cols], bias, gate, row)
+            }
         }
     }
 }

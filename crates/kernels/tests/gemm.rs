@@ -4,8 +4,8 @@
 
 use half::bf16;
 use robovlm_kernels::{
-    CpuFeatures, Epilogue, Error, Isa, PackedBf16, gelu_tanh_bf16, matmul, matmul_bf16, matmul_bf16_then,
-    matmul_bf16_vec, matmul_with,
+    CpuFeatures, Epilogue, Error, Isa, PackedBf16, gelu_tanh_bf16, gelu_tanh_mul_bf16, matmul, matmul_bf16,
+    matmul_bf16_then, matmul_bf16_vec, matmul_with,
 };
 
 /// Deterministic values in [-2, 2) with varied magnitudes, from a xorshift stream.
@@ -133,8 +133,9 @@ fn avx512_bf16_kernel_equals_the_portable_one() {
 }
 
 /// The GELU epilogue gives exactly the product followed by the separate GELU pass, bit for bit
-/// (with and without a bias, on every edge shape); `matmul_bf16_vec` (a new result, never
-/// zeroed) gives exactly `matmul_bf16_then`'s values, and refuses what it refuses.
+/// (with and without a bias, on every edge shape), and so does the GeGLU epilogue with the
+/// separate `gelu_tanh_mul_bf16`; `matmul_bf16_vec` (a new result, never zeroed) gives exactly
+/// `matmul_bf16_then`'s values, and refuses what it refuses.
 #[test]
 fn gelu_epilogue_equals_the_product_then_gelu() {
     for &(m, k, n) in SHAPES {
@@ -151,8 +152,23 @@ fn gelu_epilogue_equals_the_product_then_gelu() {
             let differing = fused.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
             assert_eq!(differing, 0, "m={m} k={k} n={n} bias={}: {differing} of {} differ", bias.is_some(), m * n);
             assert!(fused.iter().zip(&plain).any(|(g, p)| g != p), "m={m} k={k} n={n}: the GELU changed nothing");
+            // GeGLU: this product as `up`, another tensor as the gate, exactly the separate pass.
+            let gate: Vec<bf16> = values(m * n, 29 + n as u64).into_iter().map(bf16::from_f32).collect();
+            let mut geglu = vec![bf16::ZERO; m * n];
+            gelu_tanh_mul_bf16(&gate, &plain, &mut geglu).unwrap();
+            let mut fused = vec![bf16::ZERO; m * n];
+            matmul_bf16_then(&lhs, m, &packed, bias, Epilogue::GeluTanhMul { gate: &gate }, &mut fused).unwrap();
+            let differing = fused.iter().zip(&geglu).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(
+                differing,
+                0,
+                "m={m} k={k} n={n} bias={}: {differing} of {} GeGLU values differ",
+                bias.is_some(),
+                m * n
+            );
             // The same products into new, never-zeroed results: every value written, the same bits.
-            for (epilogue, want) in [(Epilogue::Round, &plain), (Epilogue::GeluTanh, &want)] {
+            let geglu_epilogue = Epilogue::GeluTanhMul { gate: &gate };
+            for (epilogue, want) in [(Epilogue::Round, &plain), (Epilogue::GeluTanh, &want), (geglu_epilogue, &geglu)] {
                 let got = matmul_bf16_vec(&lhs, m, &packed, bias, epilogue).unwrap();
                 assert_eq!(got.len(), m * n);
                 let differing = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
@@ -172,6 +188,12 @@ fn gelu_epilogue_equals_the_product_then_gelu() {
     );
     assert!(matches!(matmul_bf16_vec(&[], usize::MAX, &packed, None, Epilogue::Round), Err(Error::Shape { .. })));
     assert!(matmul_bf16_vec(&[], 0, &packed, None, Epilogue::Round).unwrap().is_empty());
+    // A gate of another shape is refused, naming it.
+    let gate = [bf16::ONE; 3];
+    assert_eq!(
+        matmul_bf16_vec(&[bf16::ZERO; 6], 2, &packed, None, Epilogue::GeluTanhMul { gate: &gate }).unwrap_err(),
+        Error::Length { operand: "gate", shape: "[2, 2]".into(), expected: 4, got: 3 }
+    );
 }
 
 #[test]

@@ -67,13 +67,58 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// `gelu_tanh(gate) · (x·W + b)` ([`crate::gelu_tanh_mul`] with this layer's output as `up`,
+    /// Gemma's GeGLU): on the bf16 fast path the GELU and the product are applied to each
+    /// thread's rounded tiles — the same values as the two steps, without storing `up` and reading
+    /// it back with `gate`.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_input]`, `gate`: `[..., d_output]` → `[..., d_output]`
+    pub fn forward_gelu_mul<const D: usize>(&self, x: Tensor<B, D>, gate: Tensor<B, D>) -> Tensor<B, D> {
+        match self.fast_gelu_mul(x, gate) {
+            Ok(y) => y,
+            Err((x, gate)) => crate::gelu_tanh_mul(gate, self.forward(x)),
+        }
+    }
+
+    /// [`Self::forward_gelu_mul`]'s fast path when it applies (as [`Self::fast`], and a bf16
+    /// `gate` of the output's shape); otherwise `x` and `gate` back unchanged, for the caller's
+    /// own path (Gemma's keeps its one-row product numerics on other backends).
+    pub fn fast_gelu_mul<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        gate: Tensor<B, D>,
+    ) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, D>)> {
+        #[cfg(feature = "flex")]
+        {
+            use burn::tensor::DType;
+            if gate.dtype() != DType::BF16 || gate.dims()[..D - 1] != x.dims()[..D - 1] {
+                return Err((x, gate));
+            }
+            let gate = match crate::flex::to_flex(gate) {
+                Ok(gate) => crate::flex::contiguous(&gate),
+                Err(gate) => return Err((x, gate)),
+            };
+            // (The kernel checks that `gate` holds rows × d_output values.)
+            let result = match gate.as_slice::<burn::tensor::bf16>() {
+                Some(values) => self.fast_then(x, Epilogue::GeluTanhMul(values)),
+                None => Err(x),
+            };
+            result.map_err(|x| (x, crate::flex::from_flex(gate)))
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            Err((x, gate))
+        }
+    }
+
     /// The packed-bf16 product when it applies (Flex, bf16 tensors, a CPU with AVX-512 BF16,
     /// `ROBOVLM_KERNELS` not `off`); otherwise `x` back unchanged, for the caller's own path.
     pub fn fast<const D: usize>(&self, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
         self.fast_then(x, Epilogue::Round)
     }
 
-    fn fast_then<const D: usize>(&self, x: Tensor<B, D>, epilogue: Epilogue) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    fn fast_then<const D: usize>(&self, x: Tensor<B, D>, epilogue: Epilogue<'_>) -> Result<Tensor<B, D>, Tensor<B, D>> {
         let bias = self.bias.as_ref().map(|b| b.val());
         // A weight `pack_weights` kept only packed: use that copy, without rebuilding Burn's.
         #[cfg(feature = "flex")]
@@ -86,12 +131,15 @@ impl<B: Backend> Linear<B> {
     }
 }
 
-/// What the packed product does to its sums before storing them: round (a linear layer), or
-/// round and apply the tanh GELU (a linear layer and its activation in one pass).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Epilogue {
+/// What the packed product does to its sums before storing them: round (a linear layer), round
+/// and apply the tanh GELU (a linear layer and its activation in one pass), or round and
+/// multiply by the GELU of a gate's values (GeGLU's `up` projection and the product).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Epilogue<'a> {
     Round,
     GeluTanh,
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
+    GeluTanhMul(&'a [burn::tensor::bf16]),
 }
 
 /// Packs every [`Linear`] weight of `module` for the bf16 CPU fast path now and keeps only the
@@ -152,7 +200,7 @@ impl PackedWeight {
         weight: &Tensor<B, 2>,
         layout: WeightLayout,
         bias: Option<&Tensor<B, 1>>,
-        epilogue: Epilogue,
+        epilogue: Epilogue<'_>,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         #[cfg(feature = "flex")]
         {
@@ -223,7 +271,7 @@ mod flex {
         weight: &Tensor<B, 2>,
         layout: WeightLayout,
         bias: Option<&Tensor<B, 1>>,
-        epilogue: Epilogue,
+        epilogue: Epilogue<'_>,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 || weight.dtype() != DType::BF16 {
             return Err(x);
@@ -250,7 +298,7 @@ mod flex {
         x: Tensor<B, D>,
         packed: &PackedBf16,
         bias: Option<&Tensor<B, 1>>,
-        epilogue: Epilogue,
+        epilogue: Epilogue<'_>,
     ) -> Result<Tensor<B, D>, Tensor<B, D>> {
         if !enabled() || x.dtype() != DType::BF16 {
             return Err(x);
@@ -277,6 +325,7 @@ mod flex {
         let epilogue = match epilogue {
             Epilogue::Round => robovlm_kernels::Epilogue::Round,
             Epilogue::GeluTanh => robovlm_kernels::Epilogue::GeluTanh,
+            Epilogue::GeluTanhMul(gate) => robovlm_kernels::Epilogue::GeluTanhMul { gate },
         };
         // A new result, never zeroed first (the product writes every value).
         let out = x
@@ -446,6 +495,28 @@ mod tests {
         assert_eq!(bits(linear.forward_gelu(x.clone())), want);
         let packed = crate::pack_weights(linear);
         assert_eq!(bits(packed.forward_gelu(x)), want, "after pack_weights");
+    }
+
+    /// `forward_gelu_mul` is `gelu_tanh_mul(gate, forward(x))` bit for bit — fused in the
+    /// product's tiles on the fast path, two steps elsewhere — before and after `pack_weights`;
+    /// a gate of another shape takes the two steps' path (which reports it).
+    #[test]
+    fn forward_gelu_mul_equals_gelu_mul_of_forward() {
+        let mut linear: Linear<Flex> = LinearConfig::new(72, 70).with_bias(false).init(&Default::default()).into();
+        linear.weight = Param::from_tensor(bf16_tensor([72, 70], 7));
+        let (x, gate) = (bf16_tensor([1, 273, 72], 8), bf16_tensor([1, 273, 70], 9));
+        let bits = |t: Tensor<Flex, 3>| {
+            t.into_data().to_vec::<bf16>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let want = bits(crate::gelu_tanh_mul(gate.clone(), linear.forward(x.clone())));
+        assert_eq!(bits(linear.forward_gelu_mul(x.clone(), gate.clone())), want);
+        let packed = crate::pack_weights(linear);
+        assert_eq!(bits(packed.forward_gelu_mul(x.clone(), gate)), want, "after pack_weights");
+        let (x, wrong) = match packed.fast_gelu_mul(x, bf16_tensor([1, 273, 69], 9)) {
+            Ok(_) => panic!("a gate of another shape was used"),
+            Err(operands) => operands,
+        };
+        assert_eq!((x.dims(), wrong.dims()), ([1, 273, 72], [1, 273, 69]), "operands back unchanged");
     }
 
     #[derive(Module, Debug)]
