@@ -393,39 +393,59 @@ fn amx_tiles<'t>(
     buf.resize(len + 31, 0);
     let offset = buf.as_ptr().align_offset(64).min(31);
     let values = &mut buf[offset..offset + len];
-    const ROW: usize = 2 * AMX_STEP;
-    let fill = |(g, group): (usize, &mut [u16])| {
-        for r in 0..AMX_ROWS {
-            if g * AMX_ROWS + r >= m {
-                // The padding rows of the last group (`pad`).
-                group.chunks_exact_mut(BLOCK).for_each(|block| block[r * ROW..(r + 1) * ROW].fill(0));
-                continue;
-            }
-            let row = &a.values[(g * AMX_ROWS + r) * a.lda..][..2 * pairs];
-            let (whole, rest) = row.as_chunks::<ROW>();
-            let mut blocks = group.chunks_exact_mut(BLOCK);
-            // Whole 64-byte tile rows as fixed-size copies (one vector move each, where a
-            // slice copy of unknown length was a `memmove` call per 64 bytes: a tenth of an
-            // attention call's time).
-            // (`whole` first: a zip takes its left item before its right one, and the block
-            // for `rest` must not be taken when `whole` runs out.)
-            for (src, block) in whole.iter().zip(&mut blocks) {
-                let dst: &mut [u16; ROW] = (&mut block[r * ROW..(r + 1) * ROW]).try_into().expect("a tile row");
-                *dst = *src;
-            }
-            if let Some(block) = blocks.next() {
-                let dst = &mut block[r * ROW..(r + 1) * ROW];
-                dst[..rest.len()].copy_from_slice(rest);
-                dst[rest.len()..].fill(0);
-            }
-        }
-    };
+    let fill = |(g, group): (usize, &mut [u16])| fill_group(a, m, pairs, g, group);
     if parallel {
         values.par_chunks_exact_mut(steps * BLOCK).enumerate().for_each(fill);
     } else {
         values.chunks_exact_mut(steps * BLOCK).enumerate().for_each(fill);
     }
     Some(Tiled { values, steps })
+}
+
+/// Tile row width (bf16 values): one step's 16 pairs, 64 bytes.
+const TILE_ROW: usize = 2 * AMX_STEP;
+
+/// Group `g` of [`amx_tiles`]: its `steps` blocks, each written whole before the next (16
+/// contiguous 64-byte rows; the reads are 16 sequential row streams), on AVX-512 where the CPU
+/// has it (one 64-byte move per tile row; the baseline build moved 16 bytes at a time, and the
+/// row-major order scattered each row's writes over all blocks: 4 % of an image encode).
+fn fill_group(a: Lhs<'_>, m: usize, pairs: usize, g: usize, group: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if CpuFeatures::get().avx512f {
+        // SAFETY: the CPU has AVX-512F (checked just above), all the wrapper enables.
+        return unsafe { fill_group_avx512(a, m, pairs, g, group) };
+    }
+    fill_group_inline(a, m, pairs, g, group)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn fill_group_avx512(a: Lhs<'_>, m: usize, pairs: usize, g: usize, group: &mut [u16]) {
+    fill_group_inline(a, m, pairs, g, group)
+}
+
+#[inline(always)]
+fn fill_group_inline(a: Lhs<'_>, m: usize, pairs: usize, g: usize, group: &mut [u16]) {
+    for (s, block) in group.chunks_exact_mut(BLOCK).enumerate() {
+        let (first, last) = (s * TILE_ROW, ((s + 1) * TILE_ROW).min(2 * pairs));
+        for (r, dst) in block.as_chunks_mut::<TILE_ROW>().0.iter_mut().enumerate() {
+            let row = g * AMX_ROWS + r;
+            if row >= m {
+                // The padding rows of the last group (`pad`).
+                *dst = [0; TILE_ROW];
+                continue;
+            }
+            let src = &a.values[row * a.lda + first..row * a.lda + last];
+            match src.as_array::<TILE_ROW>() {
+                Some(src) => *dst = *src,
+                None => {
+                    // The last step of a `k` that ends mid-step: its pairs, then zeros.
+                    dst[..src.len()].copy_from_slice(src);
+                    dst[src.len()..].fill(0);
+                }
+            }
+        }
+    }
 }
 
 /// Rows `m0..m0 + rows` of one panel's sums over pairs `k0..k0 + kc` into `c` (row `r` of the
