@@ -436,7 +436,7 @@ fn fill_group_inline(a: Lhs<'_>, m: usize, pairs: usize, g: usize, group: &mut [
                 continue;
             }
             let src = &a.values[row * a.lda + first..row * a.lda + last];
-            match src.as_array::<TILE_ROW>() {
+            match <&[u16; TILE_ROW]>::try_from(src).ok() {
                 Some(src) => *dst = *src,
                 None => {
                     // The last step of a `k` that ends mid-step: its pairs, then zeros.
