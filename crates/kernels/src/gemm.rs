@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::kernel::amx::{self, Tiles};
 use crate::kernel::{self, AMX_BLOCK as BLOCK, AMX_ROWS, AMX_STEP, MR};
-use crate::packed::{NR, PANEL_PAIR, PackedBf16};
+use crate::packed::{NR, PANEL_PAIR, PackedBf16, aligned_window};
 
 /// Which micro-kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,42 +190,43 @@ unsafe fn product_bf16(
         padded = padded_rows(lhs, m, k, bf16::to_bits);
         Lhs { values: &padded, lda: k + 1 }
     };
+    let store = Store { bias, epilogue, out, n };
     let wide = CpuFeatures::get().avx512f;
     run(Isa::best(), lhs, m, weights, |j, m0, rows, cols, acc| {
-        let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
-        let first = m0 * n + j * NR;
         // SAFETY: rows m0..m0 + rows, columns j*32..j*32+cols of `out` (m × n bf16 values, the
         // caller's contract) belong to this job only; `wide`: the CPU has AVX-512F.
         unsafe {
             if wide {
-                round_block_avx512(acc, rows, cols, bias, epilogue, out, first, n);
+                round_block_avx512(&store, j, m0, rows, cols, acc);
             } else {
-                round_block(acc, rows, cols, bias, epilogue, out, first, n);
+                round_block(&store, j, m0, rows, cols, acc);
             }
         }
     });
     Ok(())
 }
 
-/// `rows` rows of `cols` sums (at stride 32 in `acc`) plus `bias`, rounded to bf16 into `out`'s
-/// rows at `first + r·n`: one call and one CPU check per block, not per 32-value row (an AMX
-/// image encode's samples in the rounding: 4.8 % per row, 3.8 % per block; the rest is the
-/// stores of the output).
+/// What every block of one [`product_bf16`] call is stored with: the whole bias, the epilogue,
+/// the `m × n` output and its row length.
+struct Store<'a> {
+    bias: Option<&'a [f32]>,
+    epilogue: Epilogue<'a>,
+    out: SharedOut,
+    n: usize,
+}
+
+/// Rows `m0..m0 + rows` of panel `j` (`cols` sums per row, at stride 32 in `acc`) plus the bias,
+/// rounded to bf16 (and the epilogue applied) into the output: one call and one CPU check per
+/// block, not per 32-value row (an AMX image encode's samples in the rounding: 4.8 % per row,
+/// 3.8 % per block; the rest is the stores of the output).
 ///
 /// # Safety
-/// Those `rows` runs of `cols` values of `out` must be writable and written by no one else.
+/// Those rows and columns of `store.out` must be writable and written by no one else.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn round_block(
-    acc: &[f32],
-    rows: usize,
-    cols: usize,
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
-    out: SharedOut,
-    first: usize,
-    n: usize,
-) {
+unsafe fn round_block(store: &Store<'_>, j: usize, m0: usize, rows: usize, cols: usize, acc: &[f32]) {
+    let Store { bias, epilogue, out, n } = *store;
+    let bias = bias.map(|b| &b[j * NR..j * NR + cols]);
+    let first = m0 * n + j * NR;
     for (r, acc) in acc.chunks_exact(NR).take(rows).enumerate() {
         // SAFETY: the caller's contract (the values may be uninitialised: they are only written).
         let row =
@@ -246,19 +247,9 @@ unsafe fn round_block(
 /// # Safety
 /// As [`round_block`]; the CPU must have AVX-512F.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn round_block_avx512(
-    acc: &[f32],
-    rows: usize,
-    cols: usize,
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
-    out: SharedOut,
-    first: usize,
-    n: usize,
-) {
+unsafe fn round_block_avx512(store: &Store<'_>, j: usize, m0: usize, rows: usize, cols: usize, acc: &[f32]) {
     // SAFETY: the caller's contract.
-    unsafe { round_block(acc, rows, cols, bias, epilogue, out, first, n) }
+    unsafe { round_block(store, j, m0, rows, cols, acc) }
 }
 
 /// A left operand as the tiles read it: `m` rows of bf16 bits at stride `lda`, each holding at
@@ -390,8 +381,7 @@ fn amx_tiles<'t>(
     let groups = if pad { m.div_ceil(AMX_ROWS) } else { m / AMX_ROWS };
     let steps = pairs.div_ceil(AMX_STEP);
     let len = groups * steps * BLOCK;
-    buf.resize(len + 31, 0);
-    let offset = buf.as_ptr().align_offset(64).min(31);
+    let offset = aligned_window(buf, len);
     let values = &mut buf[offset..offset + len];
     let fill = |(g, group): (usize, &mut [u16])| fill_group(a, m, pairs, g, group);
     if parallel {

@@ -44,8 +44,8 @@ struct Aligned {
 
 impl Aligned {
     fn zeroed(len: usize) -> Self {
-        let data = vec![0u16; len + 31];
-        let offset = data.as_ptr().align_offset(64).min(31);
+        let mut data = Vec::new();
+        let offset = aligned_window(&mut data, len);
         Aligned { data, offset, len }
     }
 
@@ -56,6 +56,15 @@ impl Aligned {
     fn values_mut(&mut self) -> &mut [u16] {
         &mut self.data[self.offset..self.offset + self.len]
     }
+}
+
+/// Grows `buf` (new values zero) so that it holds `len` values starting on a 64-byte boundary,
+/// and returns where they start: `buf[offset..offset + len]`. The packed panels and the AMX
+/// tile-ordered activations (`gemm::amx_tiles`) both need whole-cache-line tile rows.
+pub(crate) fn aligned_window(buf: &mut Vec<u16>, len: usize) -> usize {
+    // Up to 31 values (62 bytes) of slack reach the next boundary of a 2-byte aligned buffer.
+    buf.resize(len + 31, 0);
+    buf.as_ptr().align_offset(64).min(31)
 }
 
 impl Clone for Aligned {
