@@ -63,36 +63,52 @@ pub(crate) fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, embedding: Tensor<B,
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::LinearConfig;
+    use burn::module::Param;
 
     use super::*;
-    use robovlm_test_utils::TestBackend;
+    use robovlm_test_utils::{TestBackend, assert_product_within_rounding, test_values};
 
-    fn max_diff(a: Tensor<TestBackend, 3>, b: Tensor<TestBackend, 3>) -> f32 {
-        (a - b).abs().max().into_scalar()
+    fn tensor<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<TestBackend, D> {
+        Tensor::from_data(TensorData::new(values.to_vec(), shape), &Default::default())
+    }
+
+    fn values<const D: usize>(t: Tensor<TestBackend, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// A `Linear` with deterministic `[in, out]` weights (and bias).
+    fn linear_of(input: usize, out: usize, bias: bool) -> Linear<TestBackend> {
+        burn::nn::Linear {
+            weight: Param::from_tensor(tensor(&test_values(input * out, 3), [input, out])),
+            bias: bias.then(|| Param::from_tensor(tensor(&test_values(out, 4), [out]))),
+        }
+        .into()
     }
 
     #[test]
     fn split_k_linear_matches_the_plain_product() {
-        let d = Default::default();
+        let (input, out) = (256, 96);
         for bias in [false, true] {
-            let lin = LinearConfig::new(256, 96).with_bias(bias).init::<TestBackend>(&d).into();
-            let x = Tensor::<TestBackend, 3>::random([1, 1, 256], burn::tensor::Distribution::Default, &d);
-            assert!(max_diff(linear(&lin, x.clone()), lin.forward(x)) < 1e-5);
+            let lin = linear_of(input, out, bias);
+            let x = test_values(input, 5);
+            let got = values(linear(&lin, tensor(&x, [1, 1, input])));
+            // `a · bᵀ` with `b` the weight's rows per output: the transposed `[in, out]` weight.
+            let w_rows = values(lin.weight.val().transpose());
+            let b = lin.bias.as_ref().map(|b| values(b.val()));
+            assert_product_within_rounding("split-k linear", &got, &x, &w_rows, b.as_deref(), input);
         }
         // Several rows and indivisible widths take the plain path.
-        let lin: Linear<TestBackend> = LinearConfig::new(100, 8).init::<TestBackend>(&d).into();
-        let x = Tensor::<TestBackend, 3>::random([2, 3, 100], burn::tensor::Distribution::Default, &d);
-        assert_eq!(max_diff(linear(&lin, x.clone()), lin.forward(x)), 0.0);
+        let lin = linear_of(100, 8, true);
+        let x = tensor(&test_values(600, 6), [2, 3, 100]);
+        assert_eq!(values(linear(&lin, x.clone())), values(lin.forward(x)));
     }
 
     #[test]
     fn vocabulary_split_logits_match_the_plain_product() {
-        let d = Default::default();
-        let emb = Tensor::<TestBackend, 2>::random([1024, 64], burn::tensor::Distribution::Default, &d);
-        let h = Tensor::<TestBackend, 2>::random([1, 64], burn::tensor::Distribution::Default, &d);
-        let got = tied_logits(h.clone(), emb.clone()).unsqueeze::<3>();
-        let want = h.matmul(emb.transpose()).unsqueeze::<3>();
-        assert!(max_diff(got, want) < 1e-5);
+        let (vocab, d) = (1024, 64);
+        let emb = test_values(vocab * d, 7);
+        let h = test_values(d, 8);
+        let got = values(tied_logits(tensor(&h, [1, d]), tensor(&emb, [vocab, d])));
+        assert_product_within_rounding("vocabulary-split logits", &got, &h, &emb, None, d);
     }
 }

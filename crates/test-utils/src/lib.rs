@@ -69,3 +69,61 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32]) {
         worst.1
     );
 }
+
+/// `len` deterministic test values in `[-1, 1)`, from a fixed integer hash of the index and
+/// `seed`: a failing case reproduces exactly, and no test depends on the backend's random state
+/// (which other tests running in the same process also draw from).
+pub fn test_values(len: usize, seed: u64) -> Vec<f32> {
+    (0..len as u64)
+        .map(|i| {
+            // SplitMix64's finaliser: every bit of the index and seed reaches the top 24 bits.
+            let mut z = i.wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32) / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Asserts `got` (`[m, n]`, row-major) is the product `a · bᵀ` (`a: [m, k]`, `b: [n, k]`, both
+/// row-major), plus `bias[n]` when given, to within the rounding of an f32 inner product in
+/// *any* summation order: `|got − exact| ≤ γ · (Σ|a·b| + |bias|)` with `γ = (k+1)u / (1 − (k+1)u)`,
+/// `u = 2⁻²⁴` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1; the `+1` is the
+/// bias). The exact product is computed in f64.
+///
+/// Why this and not a fixed absolute tolerance between two f32 products: two summation orders
+/// of 128 products of size ≈ 0.25 differ by a few ulps of the sum (≈ 4e-6 each at 32), so a
+/// fixed `1e-5` failed on some random inputs while both results were correct. A wrong slice, a
+/// dropped or doubled term is off by `O(|a|·|b|)`, thousands of times this bound.
+///
+/// # Panics
+/// On inconsistent lengths or any element outside the bound (naming `name` and the element).
+pub fn assert_product_within_rounding(name: &str, got: &[f32], a: &[f32], b: &[f32], bias: Option<&[f32]>, k: usize) {
+    assert!(
+        k > 0 && a.len().is_multiple_of(k) && b.len().is_multiple_of(k),
+        "{name}: k = {k} does not divide the operands"
+    );
+    let (m, n) = (a.len() / k, b.len() / k);
+    assert_eq!(got.len(), m * n, "{name}: {} values for a [{m}, {n}] product", got.len());
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "{name}: bias of {} for {n} columns", bias.len());
+    }
+    let u = (k as f64 + 1.0) * f64::powi(2.0, -24);
+    let gamma = u / (1.0 - u);
+    for i in 0..m {
+        for j in 0..n {
+            let (row, col) = (&a[i * k..][..k], &b[j * k..][..k]);
+            let beta = bias.map_or(0.0, |b| f64::from(b[j]));
+            let exact = row.iter().zip(col).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>() + beta;
+            let size =
+                row.iter().zip(col).map(|(&x, &y)| (f64::from(x) * f64::from(y)).abs()).sum::<f64>() + beta.abs();
+            let value = f64::from(got[i * n + j]);
+            assert!(
+                (value - exact).abs() <= gamma * size,
+                "{name}: element [{i}, {j}] is {value} but the exact product is {exact} (bound {:.3e})",
+                gamma * size
+            );
+        }
+    }
+}
