@@ -220,7 +220,7 @@ fn gelu_loop(x: &[bf16], up: Option<&[bf16]>, out: &mut [bf16]) {
 #[inline(always)]
 pub(crate) fn gelu(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    let u = x * (SQRT_2_OVER_PI + SQRT_2_OVER_PI * 0.044_715 * x * x);
+    let u = x * (SQRT_2_OVER_PI * 0.044_715 * x).mul_add(x, SQRT_2_OVER_PI);
     x / (1.0 + exp(-2.0 * u))
 }
 
@@ -244,6 +244,13 @@ pub(crate) fn fold_lanes(x: &[f32], init: f32, map: impl Fn(f32) -> f32, f: impl
 /// `e^v` without branches: `v = n·ln2 + r`, `|r| ≤ ln2/2`, `e^r` by a degree-7 Taylor
 /// polynomial (truncation < 2⁻²⁷ on that range), scaled by `2^n` through the exponent bits. The
 /// input is clamped to [−87, 88] (beyond which GELU is exactly 0 or x in f32 anyway).
+///
+/// The reduction and the polynomial (Horner) are fused multiply-adds: half the operations and
+/// half the dependent chain of separate products and sums (measured: SigLIP's attention
+/// 1.42 → 1.30 ms, its fc1 with the GELU epilogue 1.80 → 1.69 ms), and more accurate. `mul_add`
+/// is correctly rounded everywhere, so every build gives the same bits; the AVX-512 builds
+/// (which enable `fma`) emit `vfmadd`, a build without FMA calls libm's `fmaf` (correct, slow:
+/// the models only take these kernels on CPUs with AVX-512).
 #[inline(always)]
 pub(crate) fn exp(v: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -251,13 +258,12 @@ pub(crate) fn exp(v: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
     let v = v.clamp(-87.0, 88.0);
-    let t = v * LOG2_E + ROUND;
+    let t = v.mul_add(LOG2_E, ROUND);
     let n = t - ROUND;
-    let r = (v - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, v));
+    let p = (1.0f32 / 5040.0).mul_add(r, 1.0 / 720.0);
+    let p = p.mul_add(r, 1.0 / 120.0).mul_add(r, 1.0 / 24.0).mul_add(r, 1.0 / 6.0);
+    let p = p.mul_add(r, 0.5).mul_add(r, 1.0).mul_add(r, 1.0);
     // 2^n from t's bits, which hold n in the low mantissa bits (t = 1.5·2²³ + n, |n| ≤ 127):
     // integer ops that vectorise, unlike the saturating `n as i32`.
     let scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
