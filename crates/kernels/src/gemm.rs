@@ -235,12 +235,31 @@ unsafe fn round_block(store: &Store<'_>, j: usize, m0: usize, rows: usize, cols:
             Epilogue::Round => elementwise::round_into_inline(&acc[..cols], bias, row),
             Epilogue::GeluTanh => elementwise::round_gelu_into_inline(&acc[..cols], bias, row),
             Epilogue::GeluTanhMul { gate } => {
+                // The gate's rows are a row of the output apart (32 KiB in Gemma's GeGLU, a new
+                // page each, which the hardware prefetchers do not follow): ask for the one
+                // GATE_AHEAD rows on (both lines its 64 bytes may straddle) while this one runs.
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                    let ahead = gate.as_ptr().wrapping_add(first + (r + GATE_AHEAD) * n).cast::<i8>();
+                    // SAFETY: a prefetch is a hint that never faults (the address is built with
+                    // wrapping arithmetic and may lie past the gate: nothing is loaded from it).
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead);
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(2 * NR - 1));
+                    }
+                }
                 let gate = &gate[first + r * n..][..cols];
                 elementwise::round_gelu_mul_into_inline(&acc[..cols], bias, gate, row)
             }
         }
     }
 }
+
+/// Rows ahead at which [`round_block`] prefetches a GeGLU's gate: 8 and 16 measured the same
+/// (Gemma's gate/up product with the epilogue: 11.9 → 11.0 ms hot, 12.7 → 11.8 with the
+/// weights from memory).
+const GATE_AHEAD: usize = 8;
 
 /// [`round_block`] compiled for AVX-512 (16 values per instruction).
 ///
