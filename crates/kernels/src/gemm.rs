@@ -239,11 +239,11 @@ unsafe fn round_block(store: &Store<'_>, j: usize, m0: usize, rows: usize, cols:
                 // page each, which the hardware prefetchers do not follow): ask for the one
                 // GATE_AHEAD rows on (both lines its 64 bytes may straddle) while this one runs.
                 #[cfg(target_arch = "x86_64")]
-                {
+                if r + GATE_AHEAD < rows {
                     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
                     let ahead = gate.as_ptr().wrapping_add(first + (r + GATE_AHEAD) * n).cast::<i8>();
-                    // SAFETY: a prefetch is a hint that never faults (the address is built with
-                    // wrapping arithmetic and may lie past the gate: nothing is loaded from it).
+                    // SAFETY: a prefetch is a hint that never faults; the row is one of this
+                    // block's (the address is still built with wrapping arithmetic).
                     unsafe {
                         _mm_prefetch::<_MM_HINT_T0>(ahead);
                         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(2 * NR - 1));
