@@ -21,10 +21,10 @@
 #![allow(unsafe_code)]
 
 use std::arch::asm;
-use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
 use std::sync::OnceLock;
 
-use super::{AMX_BLOCK as BLOCK, AMX_ROWS as ROWS, AMX_STEP as STEP};
+use super::{AMX_BLOCK as BLOCK, AMX_ROWS as ROWS, AMX_STEP as STEP, Fetch};
 use crate::packed::PANEL_PAIR;
 
 /// Whether the OS lets this process use the tile registers. Linux hands out the (8 KiB) tile
@@ -91,8 +91,8 @@ impl Drop for Tiles {
     }
 }
 
-/// How far ahead (steps) [`tile`] prefetches the panel on a first pass: 8 KiB, past the 4 KiB
-/// page boundary where the hardware's streamer stops. (Weights come from memory once per
+/// How far ahead (steps) [`tile`] prefetches the panel on a first pass ([`Fetch::ahead`]):
+/// 8 KiB, past the 4 KiB page boundary where the hardware's streamer stops. (Weights come from memory once per
 /// product; measured, interleaved A/B, weights rotating through more than L3: Gemma's gate/up
 /// 1.84 → 1.95 TFLOP/s, SigLIP's fc1 1.77 → 1.84; 2, 8 and 16 steps no better.)
 const PREFETCH_STEPS: usize = 4;
@@ -107,8 +107,7 @@ const PREFETCH_STEPS: usize = 4;
 /// A [`Tiles`] must be alive on this thread. `a` must hold `steps` blocks of 512 values (and as
 /// many from `a + group` when `R16 = 2`); `panel` `16·steps` pairs (64 values each); `c` must
 /// be valid for reads (with `accumulate`) and writes of 32 f32 at each of `16·R16` rows spaced
-/// `ldc` apart. `prefetch` (the first row block over this panel slice, whose weights come from
-/// memory) asks for the panel [`PREFETCH_STEPS`] steps ahead.
+/// `ldc` apart. `fetch` says what to prefetch meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile<const R16: usize>(
     steps: usize,
@@ -118,9 +117,10 @@ pub(crate) unsafe fn tile<const R16: usize>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
-    prefetch: bool,
+    fetch: Fetch,
 ) {
     let (c_stride, b_stride, a_stride) = (4 * ldc, 2 * PANEL_PAIR, 4 * STEP);
+    let next_per_step = fetch.next_lines.div_ceil(steps.max(1));
     // SAFETY (whole body): every address is inside the regions the caller promised, as noted.
     unsafe {
         let c_low = c.wrapping_add(ROWS * ldc); // rows 16..32 (used only with R16 = 2)
@@ -138,13 +138,18 @@ pub(crate) unsafe fn tile<const R16: usize>(
             // Each product is issued as soon as its two operands are loaded (A0·B0 needs two
             // loads, then each further load completes one or two products).
             let (rows, b) = (a.add(s * BLOCK), panel.add(s * STEP * PANEL_PAIR));
-            if prefetch {
+            if fetch.ahead {
                 // The panel's step `s + PREFETCH_STEPS` (2 KiB), a hint only: addresses past the
                 // panel's end are never loaded from (a prefetch does not fault).
                 let ahead = panel.wrapping_add((s + PREFETCH_STEPS) * STEP * PANEL_PAIR).cast::<i8>();
                 for line in 0..STEP * PANEL_PAIR * 2 / 64 {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
                 }
+            }
+            // This step's share of the next slice, into L2 (where the later call finds it; L1
+            // holds this call's operands).
+            for line in (s * next_per_step..(s + 1) * next_per_step).take_while(|l| *l < fetch.next_lines) {
+                _mm_prefetch::<_MM_HINT_T1>(fetch.next.wrapping_add(64 * line));
             }
             // Weights: pairs 16s.. of the panel, columns 0..16 then 16..32 (64 bytes in). B0
             // before A0, measured faster (SigLIP's fc1 1.26 → 1.17 ms, Gemma's gate 9.0 → 8.7
