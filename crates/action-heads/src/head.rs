@@ -8,6 +8,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{DType, get_device_settings};
+use robovlm_ops::on_kernel_pool;
 
 use crate::config::{DownSample, HeadConfig, HeadKind};
 use crate::gpt::Gpt;
@@ -173,6 +174,11 @@ impl<B: Backend> ActionHead<B> {
     /// - `tokens`: `[batch, time, tokens, in_features]` (the action-token hidden states, any
     ///   float dtype; computed in [`HEAD_DTYPE`])
     pub fn forward(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
+        on_kernel_pool(|| self.forward_here(tokens))
+    }
+
+    /// [`Self::forward`] on the calling thread.
+    fn forward_here(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
         let x = self.reduce(tokens.cast(HEAD_DTYPE));
         let x = match &self.decoder {
             Decoder::Lstm(d) => d.rnn.forward(x, None).0,
@@ -192,6 +198,11 @@ impl<B: Backend> ActionHead<B> {
     /// # Shapes
     /// - `tokens`: `[batch, tokens, in_features]` for this step; returns time = 1
     pub fn step(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
+        on_kernel_pool(|| self.step_here(tokens, state))
+    }
+
+    /// [`Self::step`] on the calling thread.
+    fn step_here(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
         let x = self.reduce(tokens.cast(HEAD_DTYPE).unsqueeze_dim::<4>(1));
         let x = match &self.decoder {
             Decoder::Fc(d) => forward_layers(&d.mlp, x),

@@ -5,7 +5,7 @@ use std::ops::Range;
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::DType;
-use robovlm_ops::{Linear, PackedWeight, WeightLayout};
+use robovlm_ops::{Linear, PackedWeight, WeightLayout, on_kernel_pool};
 
 use crate::config::GemmaConfig;
 use crate::decoder_layer::DecoderLayer;
@@ -149,6 +149,11 @@ impl<B: Backend> Decoder<B> {
     /// If `positions`, the mask or the caches do not match the input's shape, or `outputs` is
     /// empty, reaches past `seq` or comes with `keep_hidden_states` (caller bugs).
     pub fn forward(&self, input: DecoderInput<'_, B>) -> DecoderOutput<B> {
+        on_kernel_pool(|| self.forward_here(input))
+    }
+
+    /// [`Self::forward`] on the calling thread.
+    fn forward_here(&self, input: DecoderInput<'_, B>) -> DecoderOutput<B> {
         let DecoderInput { embeds, positions, mask, caches, keep_hidden_states, sliding_cache, outputs } = input;
         let [batch, seq, hidden] = embeds.dims();
         assert_eq!(positions.len(), batch * seq, "positions must be [batch, seq]");

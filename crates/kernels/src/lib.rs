@@ -12,6 +12,7 @@ mod norm;
 mod packed;
 mod patches;
 mod peak;
+mod pool;
 mod rope;
 
 pub use attention::{
@@ -28,4 +29,5 @@ pub use norm::{layer_norm_bf16, rms_norm_bf16};
 pub use packed::PackedBf16;
 pub use patches::patch_rows;
 pub use peak::{PeakKind, peak_gflops};
+pub use pool::on_pool;
 pub use rope::{RopeTables, rope_bf16};

@@ -10,6 +10,7 @@ mod linear;
 mod matmul_transposed;
 mod norm;
 mod patches;
+mod pool;
 mod residual;
 mod rope;
 
@@ -20,5 +21,6 @@ pub use linear::{Linear, PackedWeight, WeightLayout, pack_weights};
 pub use matmul_transposed::matmul_transposed;
 pub use norm::{layer_norm, rms_norm_to_bf16};
 pub use patches::patch_rows;
+pub use pool::on_kernel_pool;
 pub use residual::residual_add;
 pub use rope::rope;

@@ -2,7 +2,7 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
-use robovlm_ops::layer_norm;
+use robovlm_ops::{layer_norm, on_kernel_pool};
 
 use crate::config::VisionConfig;
 use crate::embeddings::Embeddings;
@@ -59,12 +59,18 @@ impl<B: Backend> VisionTower<B> {
     /// - `pixels`: `[batch, channels, image_size, image_size]` (the processor's `pixel_values`)
     /// - returns: `[batch, num_patches, hidden]` (`last_hidden_state`)
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = self.encoder.layers.iter().fold(self.embeddings.forward(pixels), |x, layer| layer.forward(x));
-        layer_norm(&self.post_layernorm, self.layer_norm_eps, x)
+        on_kernel_pool(|| {
+            let x = self.encoder.layers.iter().fold(self.embeddings.forward(pixels), |x, layer| layer.forward(x));
+            layer_norm(&self.post_layernorm, self.layer_norm_eps, x)
+        })
     }
 
     /// Like [`Self::forward`], keeping the embeddings and every layer's output.
     pub fn forward_with_intermediates(&self, pixels: Tensor<B, 4>) -> VisionTowerOutput<B> {
+        on_kernel_pool(|| self.forward_with_intermediates_here(pixels))
+    }
+
+    fn forward_with_intermediates_here(&self, pixels: Tensor<B, 4>) -> VisionTowerOutput<B> {
         let embeddings = self.embeddings.forward(pixels);
         let mut layer_outputs = Vec::with_capacity(self.encoder.layers.len());
         let mut x = embeddings.clone();
