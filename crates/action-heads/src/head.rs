@@ -174,7 +174,7 @@ impl<B: Backend> ActionHead<B> {
     /// - `tokens`: `[batch, time, tokens, in_features]` (the action-token hidden states, any
     ///   float dtype; computed in [`HEAD_DTYPE`])
     pub fn forward(&self, tokens: Tensor<B, 4>) -> HeadOutput<B> {
-        on_kernel_pool(|| self.forward_here(tokens))
+        on_kernel_pool::<B, _>(|| self.forward_here(tokens))
     }
 
     /// [`Self::forward`] on the calling thread.
@@ -198,7 +198,7 @@ impl<B: Backend> ActionHead<B> {
     /// # Shapes
     /// - `tokens`: `[batch, tokens, in_features]` for this step; returns time = 1
     pub fn step(&self, tokens: Tensor<B, 3>, state: &mut HeadState<B>) -> HeadOutput<B> {
-        on_kernel_pool(|| self.step_here(tokens, state))
+        on_kernel_pool::<B, _>(|| self.step_here(tokens, state))
     }
 
     /// [`Self::step`] on the calling thread.

@@ -149,7 +149,7 @@ impl<B: Backend> Decoder<B> {
     /// If `positions`, the mask or the caches do not match the input's shape, or `outputs` is
     /// empty, reaches past `seq` or comes with `keep_hidden_states` (caller bugs).
     pub fn forward(&self, input: DecoderInput<'_, B>) -> DecoderOutput<B> {
-        on_kernel_pool(|| self.forward_here(input))
+        on_kernel_pool::<B, _>(|| self.forward_here(input))
     }
 
     /// [`Self::forward`] on the calling thread.

@@ -12,6 +12,11 @@ use burn::tensor::{Bytes, DType, TensorPrimitive, bf16};
 use burn_flex::{FlexTensor, Layout};
 use robovlm_kernels::{Heads, HeadsLayout, Isa, OutLayout};
 
+/// Whether `B`'s float tensors are Flex's (a pass on `B` runs the CPU kernels' way).
+pub(crate) fn is_flex<B: Backend>() -> bool {
+    std::any::TypeId::of::<B::FloatTensorPrimitive>() == std::any::TypeId::of::<FlexTensor>()
+}
+
 /// Whether the fast paths may run: AVX-512 BF16 present (without it the portable kernels are
 /// slower than Flex's own f32 GEMM) and not switched off with `ROBOVLM_KERNELS=off` (A/B benches).
 pub(crate) fn enabled() -> bool {

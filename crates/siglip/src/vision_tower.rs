@@ -59,7 +59,7 @@ impl<B: Backend> VisionTower<B> {
     /// - `pixels`: `[batch, channels, image_size, image_size]` (the processor's `pixel_values`)
     /// - returns: `[batch, num_patches, hidden]` (`last_hidden_state`)
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        on_kernel_pool(|| {
+        on_kernel_pool::<B, _>(|| {
             let x = self.encoder.layers.iter().fold(self.embeddings.forward(pixels), |x, layer| layer.forward(x));
             layer_norm(&self.post_layernorm, self.layer_norm_eps, x)
         })
@@ -67,7 +67,7 @@ impl<B: Backend> VisionTower<B> {
 
     /// Like [`Self::forward`], keeping the embeddings and every layer's output.
     pub fn forward_with_intermediates(&self, pixels: Tensor<B, 4>) -> VisionTowerOutput<B> {
-        on_kernel_pool(|| self.forward_with_intermediates_here(pixels))
+        on_kernel_pool::<B, _>(|| self.forward_with_intermediates_here(pixels))
     }
 
     fn forward_with_intermediates_here(&self, pixels: Tensor<B, 4>) -> VisionTowerOutput<B> {
